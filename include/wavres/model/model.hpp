@@ -1,0 +1,371 @@
+// The decoder-only Transformer with compile-time residual routing (spec §0–§5).
+//
+// Data flow of one training step (forward, then backward in reverse sublayer order):
+//   tokens -> embedding -> x0 ─┬─ PreNorm: h_{l+1} = h_l + y_l
+//                              └─ routed:  x0 and the updates y_l go into a source bank; each consumer mixes
+//                                          its sources (routing/mixer.hpp) into h_l
+//   h_l -> RMSNorm -> attention or SwiGLU MLP -> y_l          (odd l = attention, even l = MLP)
+//   h_out -> RMSNorm -> LM head -> cross-entropy
+// Every activation that backward needs is kept in slabs allocated once in the constructor: a step allocates
+// nothing.
+#pragma once
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+#include "wavres/core/types.hpp"
+#include "wavres/data/corpus.hpp"
+#include "wavres/model/params.hpp"
+#include "wavres/ops/attention.hpp"
+#include "wavres/ops/cross_entropy.hpp"
+#include "wavres/ops/embedding.hpp"
+#include "wavres/ops/linear.hpp"
+#include "wavres/ops/rmsnorm.hpp"
+#include "wavres/ops/swiglu.hpp"
+#include "wavres/routing/accumulate.hpp"
+#include "wavres/routing/mixer.hpp"
+#include "wavres/routing/sources.hpp"
+
+namespace wavres {
+
+template <class Spec, class R = float, class Exec = Kokkos::DefaultExecutionSpace>
+class Model {
+ public:
+  using spec = Spec;
+  using real = R;
+  using exec = Exec;
+  static constexpr int L = Spec::L;
+  static constexpr int NL = Spec::n_layer;
+  static constexpr Variant variant = Spec::variant;
+
+  explicit Model(const Dims& d) : dims_(checked(d)), table_(make_param_table<Spec>(d)), src_(make_source_list<Spec>()) {
+    const int64_t N = d.rows(), D = d.D, F = d.F;
+    params_ = View1<R, Exec>("params", table_.total);
+    grads_ = View1<R, Exec>("grads", table_.total);
+    hbuf_ = View3<R, Exec>("h", L + 1, N, D);
+    xn_ = View3<R, Exec>("xn", L, N, D);
+    rstd_ = View2<R, Exec>("rstd", L + 1, N);
+    qkv_ = View3<R, Exec>("qkv", NL, N, 3 * D);
+    att_ = View3<R, Exec>("att", NL, N, D);
+    lse_ = View2<R, Exec>("lse", NL, int64_t(d.B) * d.H * d.T);
+    gu_ = View3<R, Exec>("gu", NL, N, 2 * F);
+    act_ = View3<R, Exec>("act", NL, N, F);
+    xnf_ = View2<R, Exec>("xnf", N, D);
+    logits_ = View2<R, Exec>("logits", N, d.V);
+    dh_ = View2<R, Exec>("dh", N, D);
+    dres_ = View2<R, Exec>("dres", N, D);
+    dy_ = View2<R, Exec>("dy", N, D);
+    dxn_ = View2<R, Exec>("dxn", N, D);
+    datt_ = View2<R, Exec>("datt", N, D);
+    dqkv_ = View2<R, Exec>("dqkv", N, 3 * D);
+    dgu_ = View2<R, Exec>("dgu", N, 2 * F);
+    dact_ = View2<R, Exec>("dact", N, F);
+    if constexpr (Spec::routed) {
+      bank_ = View3<R, Exec>("bank", Spec::bank_size, N, D);
+      dbank_ = View3<R, Exec>("dbank", Spec::bank_size, N, D);
+      rinv_ = View2<R, Exec>("rinv", Spec::bank_size, N);
+      alpha_ = View2<R, Exec>("alpha", src_.total(), N);
+      r_scratch_ = View2<R, Exec>("mixer_r", N, D);
+      ksum_ = View2<R, Exec>("mixer_ksum", N, 2);
+      alpha_means_ = View1<double, Exec>("alpha_means", src_.total());
+      slot_ = View1<int, Exec>("src_slot", src_.total());
+      kind_ = View1<int, Exec>("src_kind", src_.total());
+      auto hs = Kokkos::create_mirror_view(slot_);
+      auto hk = Kokkos::create_mirror_view(kind_);
+      for (int e = 0; e < src_.total(); ++e) hs(e) = src_.bank[e], hk(e) = src_.kind[e];
+      Kokkos::deep_copy(slot_, hs);
+      Kokkos::deep_copy(kind_, hk);
+    }
+    if constexpr (variant == Variant::wav_v1) {
+      phase_ = View2<R, Exec>("phase_acc", N, D);
+      split_ = View2<R, Exec>("split_acc", N, D);
+      kappa_ = View3<R, Exec>("kappa", Spec::N, 2, N);
+    }
+    for (int i = 0; i < NL; ++i) {
+      const std::string p = "layers/" + std::to_string(i) + "/";
+      layer_[i] = {table_.at(p + "attn/wq").offset, table_.at(p + "attn/wo").offset,
+                   table_.at(p + "mlp/w_gate").offset, table_.at(p + "mlp/w_down").offset,
+                   table_.at(p + "attn_norm/gain").offset, table_.at(p + "mlp_norm/gain").offset};
+    }
+    off_tok_ = table_.at("embed/token").offset;
+    off_pos_ = table_.at("embed/position").offset;
+    off_head_ = table_.at("lm_head").offset;
+    off_gf_ = table_.at("final_norm/gain").offset;
+    if constexpr (Spec::routed) {
+      off_query_ = table_.at("routing/query").offset;
+      off_kgain_ = table_.at("routing/key_gain").offset;
+    }
+    if constexpr (variant == Variant::wav_v1) off_dbias_ = table_.at("routing/detail_bias").offset;
+  }
+
+  const Dims& dims() const { return dims_; }
+  const ParamTable& table() const { return table_; }
+  const SourceList& sources() const { return src_; }
+  View1<R, Exec> params() const { return params_; }
+  View1<R, Exec> grads() const { return grads_; }
+
+  // Spec §6 init, drawn on the host from one seeded stream in table order, so every backend starts from the
+  // same numbers. query_std = 0 gives the pinned zero pseudo-queries.
+  void init_params(uint64_t seed, double query_std = 0.0) {
+    Rng rng(seed);
+    auto h = Kokkos::create_mirror_view(params_);
+    Kokkos::deep_copy(h, R(0));
+    const double std_scaled = 0.02 / std::sqrt(2.0 * NL);
+    for (auto& e : table_.entries)
+      for (int64_t k = 0; k < e.size(); ++k) {
+        R& v = h(e.offset + k);
+        switch (e.init) {
+          case ParamEntry::normal: v = R(0.02 * rng.normal()); break;
+          case ParamEntry::normal_scaled: v = R(std_scaled * rng.normal()); break;
+          case ParamEntry::ones: v = R(1); break;
+          case ParamEntry::zeros: v = R(0); break;
+          case ParamEntry::query: v = query_std > 0 ? R(query_std * rng.normal()) : R(0); break;
+          case ParamEntry::detail_bias: v = R(-2); break;
+        }
+      }
+    Kokkos::deep_copy(params_, h);
+  }
+
+  // Mean cross-entropy (nats) of a batch; tokens is [B, T+1]. Keeps what backward needs.
+  double forward(View2<int32_t, Exec> tokens, bool with_grad = true) {
+    const Dims& d = dims_;
+    const int64_t N = d.rows();
+    auto tok = Mat<const int32_t, Exec>(tokens.data(), tokens.extent(0), tokens.extent(1));
+    Mat<R, Exec> x0 = Spec::routed ? slot(bank_, 0) : slot(hbuf_, 0);
+    embedding_forward<R, Exec>(x0, tok, cP(off_tok_, d.V, d.D), cP(off_pos_, d.T, d.D), d.T);
+    if constexpr (Spec::routed) source_rinv<R, Exec>(rinv_, bank_, 0);
+
+    for (int l = 1; l <= L; ++l) {
+      const int c = l - 1;
+      Mat<R, Exec> h = slot(hbuf_, c);
+      if constexpr (Spec::routed) mix_forward(c);
+      // where y_l goes: PreNorm adds it onto a copy of h_l (beta = 1 fuses the residual into the gemm)
+      Mat<R, Exec> y;
+      R beta = 0;
+      if constexpr (variant == Variant::prenorm) {
+        y = slot(hbuf_, l);
+        Kokkos::deep_copy(y, h);
+        beta = 1;
+      } else if constexpr (variant == Variant::full_attnres) {
+        y = slot(bank_, l);
+      } else {
+        y = mat<R, Exec>(dy_.data(), N, d.D);  // dy_ doubles as the forward scratch for y_l
+      }
+      sublayer_forward(l, h, y, beta);
+      if constexpr (variant == Variant::full_attnres) source_rinv<R, Exec>(rinv_, bank_, l);
+      if constexpr (is_blocked(variant)) {
+        constexpr int S = Spec::S;
+        const int n = (l - 1) / S + 1, i = (l - 1) % S + 1, out = (n - 1) * S + i;
+        const R cp = (l % 2 == 1) ? R(1) : R(-1), cs = (2 * i <= S) ? R(1) : R(-1);
+        Mat<R, Exec> ph, sp;
+        if constexpr (variant == Variant::wav_v1) ph = slot2(phase_), sp = slot2(split_);
+        block_accumulate_forward<R, Exec>(bank_, rinv_, out, i == 1 ? -1 : out - 1, y, ph, sp, cp, cs);
+        if constexpr (variant == Variant::wav_v1)
+          if (i == S)
+            wav_details_forward<R, Exec>(bank_, rinv_, kappa_slot(n - 1), n * S, L + 1 + 2 * (n - 1),
+                                         L + 2 + 2 * (n - 1), ph, sp, frozen_kappa_);
+      }
+    }
+    if constexpr (Spec::routed) mix_forward(L);
+    auto xnf = slot2(xnf_);
+    rmsnorm_forward<R, Exec>(xnf, Vec<R, Exec>(&rstd_(L, 0), N), slot(hbuf_, L), cV(off_gf_, d.D));
+    auto logits = slot2(logits_);
+    linear_forward<R, Exec>(logits, xnf, cP(off_head_, d.V, d.D));
+    return cross_entropy_forward_backward<R, Exec>(logits, tok, d.T, with_grad);
+  }
+
+  // ∂loss/∂params of the last forward (which must have had with_grad), written over grads().
+  void backward(View2<int32_t, Exec> tokens) {
+    const Dims& d = dims_;
+    const int64_t N = d.rows(), D = d.D;
+    auto tok = Mat<const int32_t, Exec>(tokens.data(), tokens.extent(0), tokens.extent(1));
+    Kokkos::deep_copy(grads_, R(0));
+    if constexpr (Spec::routed) Kokkos::deep_copy(dbank_, R(0));
+
+    auto dxn = slot2(dxn_);
+    linear_backward<R, Exec>(dxn, gP(off_head_, d.V, D), slot2(logits_), slot2(xnf_), cP(off_head_, d.V, D));
+    Mat<R, Exec> dtop = variant == Variant::prenorm ? slot2(dres_) : slot2(dh_);
+    rmsnorm_backward<R, Exec>(dtop, gV(off_gf_, D), dxn, slot(hbuf_, L), Vec<const R, Exec>(&rstd_(L, 0), N),
+                              cV(off_gf_, D));
+    if constexpr (Spec::routed) mix_backward(L);
+
+    auto acc = slot2(dres_);  // Block/WAV: suffix sum of the block's slot gradients
+    for (int l = L; l >= 1; --l) {
+      const int c = l - 1;
+      Mat<R, Exec> dY;
+      if constexpr (variant == Variant::prenorm) {
+        dY = slot2(dres_);
+      } else if constexpr (variant == Variant::full_attnres) {
+        dY = slot(dbank_, l);
+      } else {
+        constexpr int S = Spec::S;
+        const int n = (l - 1) / S + 1, i = (l - 1) % S + 1;
+        const R cp = (l % 2 == 1) ? R(1) : R(-1), cs = (2 * i <= S) ? R(1) : R(-1);
+        const bool wav = variant == Variant::wav_v1;
+        Mat<const R, Exec> kap;
+        if constexpr (variant == Variant::wav_v1) kap = kappa_slot(n - 1);
+        block_accumulate_backward<R, Exec>(slot2(dy_), acc, dbank_, (n - 1) * S + i, i == S,
+                                           wav ? L + 1 + 2 * (n - 1) : -1, wav ? L + 2 + 2 * (n - 1) : -1, kap,
+                                           cp, cs);
+        dY = wav ? slot2(dy_) : acc;
+      }
+      sublayer_backward(l, dY);  // leaves ∂loss/∂(normed input) in dxn
+      const auto& lp = layer_[c / 2];
+      const int64_t goff = (l % 2 == 1) ? lp.g_attn : lp.g_mlp;
+      if constexpr (variant == Variant::prenorm) {
+        rmsnorm_backward<R, Exec>(slot2(dres_), gV(goff, D), dxn, slot(hbuf_, c),
+                                  Vec<const R, Exec>(&rstd_(c, 0), N), cV(goff, D), true);
+      } else {
+        rmsnorm_backward<R, Exec>(slot2(dh_), gV(goff, D), dxn, slot(hbuf_, c),
+                                  Vec<const R, Exec>(&rstd_(c, 0), N), cV(goff, D));
+        mix_backward(c);
+      }
+    }
+    Mat<R, Exec> dx0 = Spec::routed ? slot(dbank_, 0) : slot2(dres_);
+    embedding_backward<R, Exec>(gP(off_tok_, d.V, D), gP(off_pos_, d.T, D), dx0, tok, d.T);
+  }
+
+  // Testing hook (WAV v1): reuse the RMS-matching factors κ of the previous forward, so that finite
+  // differences see κ as the constant the spec's stop-gradient makes it.
+  void freeze_kappa(bool on) { frozen_kappa_ = on; }
+
+  double loss_and_grad(View2<int32_t, Exec> tokens) {
+    const double loss = forward(tokens, true);
+    backward(tokens);
+    return loss;
+  }
+
+  // Per consumer, the mixer weights of the last forward averaged over its tokens: [L+1, n_max] row-major,
+  // NaN where a consumer has fewer sources (the /routing/alpha_mean layout). Empty for PreNorm.
+  std::vector<float> alpha_mean() {
+    if constexpr (!Spec::routed) return {};
+    alpha_row_means<R, Exec>(alpha_means_, alpha_);
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), alpha_means_);
+    const int nmax = src_.max_count();
+    std::vector<float> out(size_t(L + 1) * nmax, std::numeric_limits<float>::quiet_NaN());
+    for (int c = 0; c <= L; ++c)
+      for (int j = 0; j < src_.count(c); ++j) out[size_t(c) * nmax + j] = float(h(src_.start[c] + j));
+    return out;
+  }
+  std::vector<std::string> source_labels() const {
+    const int nmax = src_.max_count();
+    std::vector<std::string> out(size_t(L + 1) * nmax);
+    for (int c = 0; c <= L; ++c)
+      for (int j = 0; j < src_.count(c); ++j) out[size_t(c) * nmax + j] = src_.label[src_.start[c] + j];
+    return out;
+  }
+
+  // Bytes held by activations, scratch and parameters (+grads), for reports.
+  int64_t bytes_allocated() const {
+    int64_t n = 0;
+    auto add = [&](auto& v) { n += int64_t(v.span()) * int64_t(sizeof(typename std::decay_t<decltype(v)>::value_type)); };
+    add(params_), add(grads_), add(hbuf_), add(xn_), add(rstd_), add(qkv_), add(att_), add(lse_), add(gu_);
+    add(act_), add(xnf_), add(logits_), add(dh_), add(dres_), add(dy_), add(dxn_), add(datt_), add(dqkv_);
+    add(dgu_), add(dact_), add(bank_), add(dbank_), add(rinv_), add(alpha_), add(r_scratch_), add(ksum_);
+    add(phase_), add(split_), add(kappa_);
+    return n;
+  }
+
+ private:
+  struct LayerOffsets {
+    int64_t wqkv, wo, wgu, wdown, g_attn, g_mlp;
+  };
+
+  static const Dims& checked(const Dims& d) {
+    d.validate();
+    return d;
+  }
+
+  Mat<R, Exec> slot(View3<R, Exec> v, int s) const { return Mat<R, Exec>(&v(s, 0, 0), v.extent(1), v.extent(2)); }
+  Mat<R, Exec> slot2(View2<R, Exec> v) const { return Mat<R, Exec>(v.data(), v.extent(0), v.extent(1)); }
+  Mat<R, Exec> kappa_slot(int n) const { return Mat<R, Exec>(&kappa_(n, 0, 0), 2, kappa_.extent(2)); }
+  Mat<const R, Exec> cP(int64_t off, int64_t r, int64_t c) const {
+    return Mat<const R, Exec>(params_.data() + off, r, c);
+  }
+  Mat<R, Exec> gP(int64_t off, int64_t r, int64_t c) const { return Mat<R, Exec>(grads_.data() + off, r, c); }
+  Vec<const R, Exec> cV(int64_t off, int64_t n) const { return Vec<const R, Exec>(params_.data() + off, n); }
+  Vec<R, Exec> gV(int64_t off, int64_t n) const { return Vec<R, Exec>(grads_.data() + off, n); }
+
+  MixerSources<Exec> sources_of(int c) const { return {slot_, kind_, src_.start[c], src_.count(c)}; }
+  Vec<const R, Exec> beta_row(int c) const {
+    if constexpr (variant == Variant::wav_v1) return cV(off_dbias_ + 2 * c, 2);
+    return {};
+  }
+
+  void mix_forward(int c) {
+    const int64_t D = dims_.D;
+    mixer_forward<R, Exec>(slot(hbuf_, c), alpha_, bank_, rinv_, sources_of(c), cV(off_query_ + c * D, D),
+                           cV(off_kgain_ + c * D, D), beta_row(c));
+  }
+  void mix_backward(int c) {
+    const int64_t D = dims_.D;
+    Vec<R, Exec> dbeta;
+    if constexpr (variant == Variant::wav_v1) dbeta = gV(off_dbias_ + 2 * c, 2);
+    mixer_backward<R, Exec>(dbank_, gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), dbeta,
+                            slot2(r_scratch_), ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_,
+                            sources_of(c), cV(off_query_ + c * D, D), cV(off_kgain_ + c * D, D));
+  }
+
+  // y (=, or += with beta = 1) f_l(h): attention for odd l, SwiGLU MLP for even l.
+  void sublayer_forward(int l, Mat<R, Exec> h, Mat<R, Exec> y, R beta) {
+    const Dims& d = dims_;
+    const int64_t N = d.rows(), D = d.D, F = d.F;
+    const int c = l - 1, k = c / 2;
+    const auto& lp = layer_[k];
+    auto xn = slot(xn_, c);
+    Vec<R, Exec> rstd(&rstd_(c, 0), N);
+    if (l % 2 == 1) {
+      rmsnorm_forward<R, Exec>(xn, rstd, h, cV(lp.g_attn, D));
+      auto qkv = slot(qkv_, k);
+      linear_forward<R, Exec>(qkv, xn, cP(lp.wqkv, 3 * D, D));
+      auto att = slot(att_, k);
+      attention_forward<R, Exec>(att, Vec<R, Exec>(&lse_(k, 0), lse_.extent(1)), qkv, d.B, d.T, d.H);
+      linear_forward<R, Exec>(y, att, cP(lp.wo, D, D), beta);
+    } else {
+      rmsnorm_forward<R, Exec>(xn, rstd, h, cV(lp.g_mlp, D));
+      auto gu = slot(gu_, k);
+      linear_forward<R, Exec>(gu, xn, cP(lp.wgu, 2 * F, D));
+      auto act = slot(act_, k);
+      swiglu_forward<R, Exec>(act, gu);
+      linear_forward<R, Exec>(y, act, cP(lp.wdown, D, F), beta);
+    }
+  }
+
+  // From ∂loss/∂y_l to ∂loss/∂xn_l (left in dxn_), accumulating the sublayer's weight gradients.
+  void sublayer_backward(int l, Mat<R, Exec> dY) {
+    const Dims& d = dims_;
+    const int64_t D = d.D, F = d.F;
+    const int c = l - 1, k = c / 2;
+    const auto& lp = layer_[k];
+    auto dxn = slot2(dxn_);
+    if (l % 2 == 1) {
+      auto datt = slot2(datt_);
+      linear_backward<R, Exec>(datt, gP(lp.wo, D, D), dY, slot(att_, k), cP(lp.wo, D, D));
+      auto dqkv = slot2(dqkv_);
+      attention_backward<R, Exec>(dqkv, datt, slot(att_, k), Vec<const R, Exec>(&lse_(k, 0), lse_.extent(1)),
+                                  slot(qkv_, k), d.B, d.T, d.H);
+      linear_backward<R, Exec>(dxn, gP(lp.wqkv, 3 * D, D), dqkv, slot(xn_, c), cP(lp.wqkv, 3 * D, D));
+    } else {
+      auto dact = slot2(dact_);
+      linear_backward<R, Exec>(dact, gP(lp.wdown, D, F), dY, slot(act_, k), cP(lp.wdown, D, F));
+      auto dgu = slot2(dgu_);
+      swiglu_backward<R, Exec>(dgu, dact, slot(gu_, k));
+      linear_backward<R, Exec>(dxn, gP(lp.wgu, 2 * F, D), dgu, slot(xn_, c), cP(lp.wgu, 2 * F, D));
+    }
+  }
+
+  Dims dims_;
+  ParamTable table_;
+  SourceList src_;
+  View1<R, Exec> params_, grads_;
+  View3<R, Exec> hbuf_, xn_, qkv_, att_, gu_, act_, bank_, dbank_, kappa_;
+  View2<R, Exec> rstd_, lse_, xnf_, logits_, dh_, dres_, dy_, dxn_, datt_, dqkv_, dgu_, dact_;
+  View2<R, Exec> rinv_, alpha_, r_scratch_, ksum_, phase_, split_;
+  View1<double, Exec> alpha_means_;
+  View1<int, Exec> slot_, kind_;
+  LayerOffsets layer_[NL];
+  bool frozen_kappa_ = false;
+  int64_t off_tok_ = 0, off_pos_ = 0, off_head_ = 0, off_gf_ = 0, off_query_ = 0, off_kgain_ = 0, off_dbias_ = 0;
+};
+
+}  // namespace wavres

@@ -1,0 +1,36 @@
+// SwiGLU activation between the MLP's two projections: a = silu(g) ⊙ u, with gu = [g | u] from one fused gemm.
+#pragma once
+#include "wavres/core/math.hpp"
+#include "wavres/core/types.hpp"
+
+namespace wavres {
+
+// Forward:  a[i,f] = silu(gu[i,f]) · gu[i,F+f],   silu(x) = x·σ(x)
+template <class R, class Exec>
+void swiglu_forward(Mat<R, Exec> a, Mat<const R, Exec> gu) {
+  const int64_t F = a.extent(1);
+  Kokkos::parallel_for(
+      "swiglu_forward", Range<Exec>(0, a.extent(0)), KOKKOS_LAMBDA(int64_t i) {
+        for (int64_t f = 0; f < F; ++f) {
+          const R g = gu(i, f);
+          a(i, f) = g / (R(1) + kmath::exp(-g)) * gu(i, F + f);
+        }
+      });
+}
+
+// Backward: dg = da · u · σ(g)(1 + g(1−σ(g))),   du = da · silu(g)
+template <class R, class Exec>
+void swiglu_backward(Mat<R, Exec> dgu, Mat<const R, Exec> da, Mat<const R, Exec> gu) {
+  const int64_t F = da.extent(1);
+  Kokkos::parallel_for(
+      "swiglu_backward", Range<Exec>(0, da.extent(0)), KOKKOS_LAMBDA(int64_t i) {
+        for (int64_t f = 0; f < F; ++f) {
+          const R g = gu(i, f), u = gu(i, F + f), d = da(i, f);
+          const R sg = R(1) / (R(1) + kmath::exp(-g));
+          dgu(i, f) = d * u * sg * (R(1) + g * (R(1) - sg));
+          dgu(i, F + f) = d * g * sg;
+        }
+      });
+}
+
+}  // namespace wavres

@@ -1,0 +1,145 @@
+// The depth mixer (spec §2), shared by Full AttnRes, Block AttnRes and WAV v1.
+// One consumer c mixes n sources v_j (rows of the source bank) per token:
+//   u_j = v_j / ρ(v_j),   s_j = ⟨w_c ⊙ g_c, u_j⟩ + β_{c,kind(j)},   α = softmax_j(s),   h_c = Σ_j α_j v_j
+// 1/ρ(v_j) is computed once per source when it is written (rinv), not once per consumer.
+#pragma once
+#include "wavres/core/math.hpp"
+#include "wavres/core/types.hpp"
+
+namespace wavres {
+
+// Where a consumer's sources live. `slot`/`kind` are the model's whole source table; entries start..start+n-1
+// belong to this consumer; alpha rows start..start+n-1 hold its weights.
+template <class Exec>
+struct MixerSources {
+  View1<int, Exec> slot, kind;
+  int start = 0, n = 0;
+};
+
+// Forward: writes h [N,D] and α (alpha(start+j, i)); beta is the consumer's detail-bias row (extent 0 = none).
+template <class R, class Exec>
+void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> bank, View2<const R, Exec> rinv,
+                   MixerSources<Exec> src, Vec<const R, Exec> w, Vec<const R, Exec> g, Vec<const R, Exec> beta) {
+  const int64_t D = h.extent(1);
+  const int start = src.start, n = src.n;
+  const bool has_beta = beta.extent(0) > 0;
+  auto slot = src.slot;
+  auto kind = src.kind;
+  Kokkos::parallel_for(
+      "mixer_forward", Range<Exec>(0, h.extent(0)), KOKKOS_LAMBDA(int64_t i) {
+        R smax = R(-1e30);
+        for (int j = 0; j < n; ++j) {
+          const int sj = slot(start + j);
+          R dot = 0;
+          for (int64_t d = 0; d < D; ++d) dot += w(d) * g(d) * bank(sj, i, d);
+          const int k = kind(start + j);
+          const R s = dot * rinv(sj, i) + (has_beta && k > 0 ? beta(k - 1) : R(0));
+          alpha(start + j, i) = s;
+          smax = s > smax ? s : smax;
+        }
+        R sum = 0;
+        for (int j = 0; j < n; ++j) {
+          const R e = kmath::exp(alpha(start + j, i) - smax);
+          alpha(start + j, i) = e;
+          sum += e;
+        }
+        const R inv = R(1) / sum;
+        for (int64_t d = 0; d < D; ++d) h(i, d) = 0;
+        for (int j = 0; j < n; ++j) {
+          const R a = alpha(start + j, i) * inv;
+          alpha(start + j, i) = a;
+          const int sj = slot(start + j);
+          for (int64_t d = 0; d < D; ++d) h(i, d) += a * bank(sj, i, d);
+        }
+      });
+}
+
+// Backward, per token with G = ∂loss/∂h_c, q̂ = w ⊙ g:
+//   δ_j = α_j ⟨G, v_j − h_c⟩
+//   ∂v_j += α_j G + (δ_j/ρ_j) (q̂ − (⟨q̂,u_j⟩/D) u_j)
+//   r = Σ_j δ_j u_j  (per token, into scratch),  ksum[k] = Σ_{j of kind k} δ_j
+// then, summed over tokens: ∂w += g ⊙ Σ r,  ∂g += w ⊙ Σ r,  ∂β_k += Σ ksum[k].
+template <class R, class Exec>
+void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<R, Exec> dbeta,
+                    Mat<R, Exec> r_scratch, View2<R, Exec> ksum_scratch, Mat<const R, Exec> G,
+                    Mat<const R, Exec> h, View2<const R, Exec> alpha, View3<const R, Exec> bank,
+                    View2<const R, Exec> rinv, MixerSources<Exec> src, Vec<const R, Exec> w,
+                    Vec<const R, Exec> g) {
+  const int64_t N = h.extent(0), D = h.extent(1);
+  const int start = src.start, n = src.n;
+  const bool has_beta = dbeta.extent(0) > 0;
+  auto slot = src.slot;
+  auto kind = src.kind;
+  Kokkos::parallel_for(
+      "mixer_backward", Range<Exec>(0, N), KOKKOS_LAMBDA(int64_t i) {
+        R gh = 0;
+        for (int64_t d = 0; d < D; ++d) {
+          gh += G(i, d) * h(i, d);
+          r_scratch(i, d) = 0;
+        }
+        R ks[2] = {0, 0};
+        for (int j = 0; j < n; ++j) {
+          const int sj = slot(start + j);
+          R gv = 0, qv = 0;
+          for (int64_t d = 0; d < D; ++d) {
+            const R v = bank(sj, i, d);
+            gv += G(i, d) * v;
+            qv += w(d) * g(d) * v;
+          }
+          const R a = alpha(start + j, i), ri = rinv(sj, i);
+          const R delta = a * (gv - gh);
+          const R c1 = delta * ri, c2 = delta * ri * ri * (qv * ri) / R(D);
+          for (int64_t d = 0; d < D; ++d) {
+            const R v = bank(sj, i, d);
+            dbank(sj, i, d) += a * G(i, d) + c1 * w(d) * g(d) - c2 * v;
+            r_scratch(i, d) += c1 * v;
+          }
+          const int k = kind(start + j);
+          if (k > 0) ks[k - 1] += delta;
+        }
+        if (has_beta) {
+          ksum_scratch(i, 0) = ks[0];
+          ksum_scratch(i, 1) = ks[1];
+        }
+      });
+  Kokkos::parallel_for(
+      "mixer_backward_params", Range<Exec>(0, D), KOKKOS_LAMBDA(int64_t d) {
+        R acc = 0;
+        for (int64_t i = 0; i < N; ++i) acc += r_scratch(i, d);
+        dw(d) += g(d) * acc;
+        dg(d) += w(d) * acc;
+      });
+  if (has_beta)
+    Kokkos::parallel_for(
+        "mixer_backward_beta", Range<Exec>(0, 2), KOKKOS_LAMBDA(int64_t k) {
+          R acc = 0;
+          for (int64_t i = 0; i < N; ++i) acc += ksum_scratch(i, k);
+          dbeta(k) += acc;
+        });
+}
+
+// 1/ρ of one bank slot, per token: rinv(slot, i) = 1/sqrt(mean_d v² + 1e-6).
+template <class R, class Exec>
+void source_rinv(View2<R, Exec> rinv, View3<const R, Exec> bank, int slot) {
+  const int64_t D = bank.extent(2);
+  Kokkos::parallel_for(
+      "source_rinv", Range<Exec>(0, bank.extent(1)), KOKKOS_LAMBDA(int64_t i) {
+        R ss = 0;
+        for (int64_t d = 0; d < D; ++d) ss += bank(slot, i, d) * bank(slot, i, d);
+        rinv(slot, i) = R(1) / kmath::sqrt(ss / R(D) + R(1e-6));
+      });
+}
+
+// Mean of each α row over tokens (the /routing/alpha_mean statistic), into out[start .. start+n).
+template <class R, class Exec>
+void alpha_row_means(View1<double, Exec> out, View2<const R, Exec> alpha) {
+  const int64_t N = alpha.extent(1);
+  Kokkos::parallel_for(
+      "alpha_row_means", Range<Exec>(0, alpha.extent(0)), KOKKOS_LAMBDA(int64_t e) {
+        double acc = 0;
+        for (int64_t i = 0; i < N; ++i) acc += double(alpha(e, i));
+        out(e) = acc / double(N);
+      });
+}
+
+}  // namespace wavres
