@@ -1,0 +1,397 @@
+// The three commands of every experiment executable (train, eval, dump), written once for any ModelSpec.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include "wavres/cli/blas_env.hpp"
+#include "wavres/cli/options.hpp"
+#include "wavres/cli/progress.hpp"
+#include "wavres/data/corpus.hpp"
+#include "wavres/io/checkpoint.hpp"
+#include "wavres/model/model.hpp"
+#include "wavres/optim/adamw.hpp"
+#include "wavres/optim/schedule.hpp"
+
+#ifndef WAVRES_GIT_REV
+#define WAVRES_GIT_REV "unknown"
+#endif
+#ifndef WAVRES_BUILD_TYPE
+#define WAVRES_BUILD_TYPE "unknown"
+#endif
+
+namespace wavres {
+
+// Exit statuses, documented in the README ("Failure behaviour").
+enum ExitCode { kOk = 0, kError = 1, kUsage = 2, kInterrupted = 3, kNonFinite = 4 };
+
+struct RunError : std::runtime_error {
+  int code;
+  RunError(const std::string& m, int c) : std::runtime_error(m), code(c) {}
+};
+
+inline std::atomic<int> g_stop_signal{0};
+extern "C" inline void wavres_on_signal(int sig) { g_stop_signal = sig; }
+
+namespace fs = std::filesystem;
+
+inline std::string checkpoint_name(int64_t step) {
+  std::ostringstream s;
+  s << "ckpt_" << std::setw(8) << std::setfill('0') << step << ".h5";
+  return s.str();
+}
+
+// Newest checkpoint in a run directory (by step in the file name), or throws naming the directory.
+inline std::string latest_checkpoint(const std::string& dir) {
+  std::string best;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.size() == 16 && n.rfind("ckpt_", 0) == 0 && n.substr(13) == ".h5" && n > fs::path(best).filename().string())
+      best = e.path().string();
+  }
+  if (best.empty()) throw IoError(dir + ": no checkpoint (ckpt_XXXXXXXX.h5) to resume from");
+  return best;
+}
+
+inline std::string now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+// Fixed validation windows: stride T through the split, spread evenly, in whole batches.
+inline std::vector<int64_t> eval_offsets(const Split& s, int B, int T, int max_batches) {
+  const int64_t windows = (s.size - 1) / T;
+  int64_t batches = windows / B;
+  if (batches == 0)
+    throw DataError(s.file + ": validation split (" + std::to_string(s.size) + " bytes) is too small for one batch of " +
+                    std::to_string(B) + " windows of " + std::to_string(T + 1) + " bytes");
+  if (max_batches > 0 && batches > max_batches) batches = max_batches;
+  const int64_t n = batches * B;
+  std::vector<int64_t> off(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) off[size_t(k)] = (k * windows / n) * T;
+  return off;
+}
+
+template <class Spec, class Exec = Kokkos::DefaultExecutionSpace>
+class Experiment {
+ public:
+  using M = Model<Spec, float, Exec>;
+
+  Experiment(Options o, std::string name, std::string dataset)
+      : o_(std::move(o)), name_(std::move(name)), dataset_(std::move(dataset)) {}
+
+  int run() {
+    if (o_.command == "train") return train();
+    if (o_.command == "eval") return eval();
+    return dump();
+  }
+
+ private:
+  RunMeta meta() const {
+    RunMeta m;
+    m.git_rev = WAVRES_GIT_REV;
+    m.build_type = WAVRES_BUILD_TYPE;
+    m.backend = backend_name<Exec>();
+    m.threads = int64_t(Exec().concurrency());
+    for (auto& a : o_.argv) m.command_line += (m.command_line.empty() ? "" : " ") + a;
+    m.start_time = start_time_;
+    return m;
+  }
+
+  // Loads the corpus; with a checkpoint, switches to its vocabulary (every data byte must be in it).
+  Corpus open_corpus(const H5File* ckpt) {
+    Corpus c = Corpus::open(dataset_, o_.data_dir);
+    if (ckpt) c.use_vocab(read_vocab(*ckpt));
+    o_.dims.V = c.vocab().size();
+    c.require_window(c.train(), o_.dims.T);
+    c.require_window(c.val(), o_.dims.T);
+    return c;
+  }
+
+  void load_batch(const Corpus& c, const Split& s, const std::vector<int64_t>& offsets, size_t first,
+                  View2<int32_t, Exec>& dev, typename View2<int32_t, Exec>::HostMirror& host) {
+    std::vector<int64_t> off(offsets.begin() + first, offsets.begin() + first + o_.dims.B);
+    c.gather(s, off, o_.dims.T, host.data());
+    Kokkos::deep_copy(dev, host);
+  }
+
+  double evaluate(M& model, const Corpus& c, const std::vector<int64_t>& offsets, View2<int32_t, Exec>& dev,
+                  typename View2<int32_t, Exec>::HostMirror& host) {
+    double sum = 0;
+    const size_t nb = offsets.size() / size_t(o_.dims.B);
+    for (size_t b = 0; b < nb; ++b) {
+      load_batch(c, c.val(), offsets, b * size_t(o_.dims.B), dev, host);
+      sum += model.forward(dev, false);
+    }
+    return sum / double(nb);
+  }
+
+  void write_checkpoint(const std::string& path, M& model, const View1<float, Exec>& m, const View1<float, Exec>& v,
+                        const Vocab& vocab, const TrainState& st, const std::vector<float>& alpha) {
+    write_atomically(path, [&](H5File& f) {
+      write_config<Spec>(f, "wavres-checkpoint", o_.dims, dataset_, backend_name<Exec>(), st.step);
+      write_run_meta(f, meta());
+      write_flat(f, "/params/", model.table(), model.params());
+      write_flat(f, "/optimizer/m/", model.table(), m);
+      write_flat(f, "/optimizer/v/", model.table(), v);
+      write_vocab(f, vocab);
+      write_train_state(f, st);
+      write_routing<Spec>(f, alpha, model.source_labels());
+    });
+  }
+
+  int train() {
+    namespace chr = std::chrono;
+    std::unique_ptr<H5File> ckpt;
+    std::string resume_path;
+    if (!o_.resume.empty()) {
+      resume_path = o_.resume == "latest" ? latest_checkpoint(o_.out_dir) : o_.resume;
+      ckpt = std::make_unique<H5File>(resume_path, H5File::Mode::read);
+      check_config<Spec>(*ckpt, o_.dims, dataset_);
+    }
+    Corpus corpus = open_corpus(ckpt.get());
+    const Dims& d = o_.dims;
+    M model(d);
+    View1<float, Exec> adam_m("adam_m", model.table().total), adam_v("adam_v", model.table().total);
+    TrainState st;
+    if (ckpt) {
+      read_flat(*ckpt, "/params/", model.table(), model.params());
+      read_flat(*ckpt, "/optimizer/m/", model.table(), adam_m);
+      read_flat(*ckpt, "/optimizer/v/", model.table(), adam_v);
+      st = read_train_state(*ckpt);
+      ckpt.reset();
+    } else {
+      model.init_params(o_.seed, o_.routing_init_std);
+      st.total_steps = o_.steps;
+      st.warmup_steps = int64_t(std::llround(o_.warmup_frac * double(o_.steps)));
+      st.lr_peak = o_.lr;
+      st.seed = o_.seed;
+      st.data_rng = Rng(o_.seed ^ 0x5eed0da7aULL).s;
+    }
+    std::error_code ec;
+    fs::create_directories(o_.out_dir, ec);
+    {  // fail now, not after an hour of training
+      std::ofstream probe(o_.out_dir + "/.write_test");
+      if (!probe) throw IoError(o_.out_dir + ": output directory cannot be written");
+    }
+    fs::remove(o_.out_dir + "/.write_test", ec);
+
+    LrSchedule sched{st.lr_peak, st.total_steps, st.warmup_steps, 0.1};
+    Rng data_rng;
+    data_rng.s = st.data_rng;
+    const auto val_off = eval_offsets(corpus.val(), d.B, d.T, o_.eval_batches);
+    View2<int32_t, Exec> tokens("tokens", d.B, d.T + 1);
+    auto tokens_h = Kokkos::create_mirror_view(tokens);
+    std::vector<int64_t> offsets(size_t(d.B));
+    const int64_t tokens_per_step = int64_t(d.B) * d.T;
+    const std::string log_path = o_.out_dir + "/log.csv";
+    std::ofstream log(log_path, st.step > 0 ? std::ios::app : std::ios::trunc);
+    if (!log) throw IoError(log_path + ": cannot be written");
+    if (st.step == 0) log << "step,tokens,train_loss,val_loss,lr,tokens_per_s,grad_norm\n";
+
+    if (!o_.quiet) {
+      std::cerr << name_ << ": " << corpus.describe() << "\n"
+                << name_ << ": " << Spec::name() << ", " << model.table().count_parameters() << " parameters, d_model "
+                << d.D << ", heads " << d.H << ", d_ff " << d.F << ", T " << d.T << ", batch " << d.B << ", "
+                << backend_name<Exec>() << " x" << Exec().concurrency() << ", "
+                << double(model.bytes_allocated()) / (1 << 20) << " MiB\n";
+      if (!resume_path.empty()) std::cerr << name_ << ": resumed from " << resume_path << " at step " << st.step << "\n";
+    }
+    std::signal(SIGINT, wavres_on_signal);
+    std::signal(SIGTERM, wavres_on_signal);
+
+    std::vector<std::string> kept;
+    std::string last_good = resume_path;
+    auto save = [&](bool final_save) {
+      const std::string path = o_.out_dir + "/" + checkpoint_name(st.step);
+      // routing statistics on a fixed evaluation batch (the first validation batch)
+      std::vector<float> alpha;
+      if (Spec::routed) {
+        load_batch(corpus, corpus.val(), val_off, 0, tokens, tokens_h);
+        model.forward(tokens, false);
+        alpha = model.alpha_mean();
+      }
+      st.data_rng = data_rng.s;
+      write_checkpoint(path, model, adam_m, adam_v, corpus.vocab(), st, alpha);
+      last_good = path;
+      kept.push_back(path);
+      while (int(kept.size()) > o_.keep_checkpoints) {
+        fs::remove(kept.front(), ec);
+        kept.erase(kept.begin());
+      }
+      if (!o_.quiet && final_save) std::cerr << name_ << ": checkpoint " << path << "\n";
+    };
+
+    ProgressBar bar(st.total_steps - st.step);
+    const auto t0 = chr::steady_clock::now();
+    double last_val = NAN, ema_loss = NAN;
+    int64_t steps_this_run = 0;
+    AdamWConfig acfg;
+    while (st.step < st.total_steps) {
+      for (auto& x : offsets) x = data_rng.below(corpus.train().size - d.T);
+      corpus.gather(corpus.train(), offsets, d.T, tokens_h.data());
+      Kokkos::deep_copy(tokens, tokens_h);
+      const double loss = model.loss_and_grad(tokens);
+      const double gnorm = global_grad_norm<float, Exec>(model.grads());
+      if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
+        std::string where = !std::isfinite(loss) ? "the loss" : first_nonfinite(model);
+        throw RunError("non-finite " + where + " at step " + std::to_string(st.step + 1) +
+                           "; last good checkpoint: " + (last_good.empty() ? "none" : last_good) + " (left untouched)",
+                       kNonFinite);
+      }
+      const double lr = sched(st.step);
+      adamw_step<float, Exec>(model.params(), model.grads(), adam_m, adam_v, model.table().decay_end, lr, st.step + 1,
+                              gnorm, acfg);
+      ++st.step;
+      ++steps_this_run;
+      st.tokens_seen += tokens_per_step;
+      const double secs = chr::duration<double>(chr::steady_clock::now() - t0).count();
+      const double tps = double(steps_this_run * tokens_per_step) / secs;
+      ema_loss = std::isnan(ema_loss) ? loss : 0.9 * ema_loss + 0.1 * loss;
+      const bool do_eval = (o_.eval_every > 0 && st.step % o_.eval_every == 0) || st.step == st.total_steps;
+      const bool out_of_time = o_.max_minutes > 0 && secs > o_.max_minutes * 60;
+      const bool stop = g_stop_signal != 0;
+      if (do_eval || out_of_time) {
+        last_val = evaluate(model, corpus, val_off, tokens, tokens_h);
+        bar.message("step " + std::to_string(st.step) + ": train " + fmt(loss) + ", val " + fmt(last_val) + " nats (" +
+                    fmt(last_val / std::log(2.0)) + " bits/char)");
+      }
+      log << st.step << "," << st.tokens_seen << "," << fmt(loss, 6) << "," << (do_eval ? fmt(last_val, 6) : "") << ","
+          << lr << "," << fmt(tps, 1) << "," << fmt(gnorm, 5) << "\n";
+      if (!o_.quiet) bar.update(steps_this_run, double(steps_this_run * tokens_per_step), "loss " + fmt(ema_loss));
+      if ((o_.checkpoint_every > 0 && st.step % o_.checkpoint_every == 0) || st.step == st.total_steps || out_of_time ||
+          stop)
+        save(st.step == st.total_steps || out_of_time || stop);
+      if (stop) {
+        log.flush();
+        bar.finish();
+        std::cerr << name_ << ": stopped by signal " << int(g_stop_signal) << " at step " << st.step
+                  << "; resume with --resume " << last_good << "\n";
+        return kInterrupted;
+      }
+      if (out_of_time) {
+        std::cerr << "\n" << name_ << ": --max-minutes reached at step " << st.step << "\n";
+        break;
+      }
+    }
+    bar.finish();
+    const double secs = chr::duration<double>(chr::steady_clock::now() - t0).count();
+    std::cout << name_ << ": final val loss " << fmt(last_val) << " nats (" << fmt(last_val / std::log(2.0))
+              << " bits/char), " << fmt(double(steps_this_run * tokens_per_step) / secs, 0) << " tokens/s, "
+              << fmt(secs, 1) << " s, step " << st.step << "\n";
+    return kOk;
+  }
+
+  std::string first_nonfinite(M& model) {
+    auto g = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.grads());
+    for (auto& e : model.table().entries)
+      for (int64_t k = 0; k < e.size(); ++k)
+        if (!std::isfinite(g(e.offset + k))) return "gradient of " + e.name;
+    return "gradient norm";
+  }
+
+  int eval() {
+    H5File f(o_.checkpoint, H5File::Mode::read);
+    check_config<Spec>(f, o_.dims, dataset_);
+    Corpus corpus = open_corpus(&f);
+    M model(o_.dims);
+    read_flat(f, "/params/", model.table(), model.params());
+    View2<int32_t, Exec> tokens("tokens", o_.dims.B, o_.dims.T + 1);
+    auto tokens_h = Kokkos::create_mirror_view(tokens);
+    const auto off = eval_offsets(corpus.val(), o_.dims.B, o_.dims.T, o_.eval_batches);
+    const double loss = evaluate(model, corpus, off, tokens, tokens_h);
+    std::cout << name_ << ": " << o_.checkpoint << ": val loss " << fmt(loss, 5) << " nats (" << fmt(loss / std::log(2.0), 5)
+              << " bits/char) over " << off.size() * size_t(o_.dims.T) << " tokens of " << corpus.val().file << "\n";
+    return kOk;
+  }
+
+  int dump() {
+    std::unique_ptr<H5File> ckpt;
+    if (!o_.checkpoint.empty()) {
+      ckpt = std::make_unique<H5File>(o_.checkpoint, H5File::Mode::read);
+      check_config<Spec>(*ckpt, o_.dims, dataset_);
+    }
+    Corpus corpus = open_corpus(ckpt.get());
+    const Dims& d = o_.dims;
+    M model(d);
+    int64_t step = 0;
+    if (ckpt) {
+      read_flat(*ckpt, "/params/", model.table(), model.params());
+      step = ckpt->attr_int("/config", "step");
+    } else {
+      model.init_params(o_.seed, o_.routing_init_std);
+    }
+    // the batch: B windows of the validation split drawn with --seed
+    Rng rng(o_.seed * 0x9E3779B97F4A7C15ULL + 17);
+    std::vector<int64_t> off(size_t(d.B));
+    for (auto& x : off) x = rng.below(corpus.val().size - d.T);
+    View2<int32_t, Exec> tokens("tokens", d.B, d.T + 1);
+    auto tokens_h = Kokkos::create_mirror_view(tokens);
+    corpus.gather(corpus.val(), off, d.T, tokens_h.data());
+    Kokkos::deep_copy(tokens, tokens_h);
+    const double loss = model.loss_and_grad(tokens);
+    const auto alpha = model.alpha_mean();
+    write_atomically(o_.out_dir, [&](H5File& f) {
+      write_config<Spec>(f, "wavres-dump", d, dataset_, backend_name<Exec>(), step);
+      write_run_meta(f, meta());
+      write_flat(f, "/params/", model.table(), model.params());
+      write_flat(f, "/grads/", model.table(), model.grads());
+      f.write("/batch/tokens", tokens_h.data(), {d.B, d.T + 1});
+      f.write("/loss", &loss, {});
+      write_vocab(f, corpus.vocab());
+      write_routing<Spec>(f, alpha, model.source_labels());
+    });
+    std::cout << name_ << ": dump " << o_.out_dir << ": loss " << fmt(loss, 7) << " on " << d.B << "x" << d.T
+              << " validation tokens\n";
+    return kOk;
+  }
+
+  static std::string fmt(double x, int prec = 4) {
+    std::ostringstream s;
+    s << std::fixed << std::setprecision(prec) << x;
+    return s.str();
+  }
+
+  Options o_;
+  std::string name_, dataset_;
+  std::string start_time_ = now_iso8601();
+};
+
+// main() of an experiment executable.
+template <class Spec>
+int experiment_main(int argc, char** argv, const std::string& name, const std::string& dataset,
+                    const std::string& default_data) {
+  ensure_blas_coretype(argc, argv);
+  Options o;
+  try {
+    o = parse_options(argc, argv, "runs/" + name, default_data);
+  } catch (const UsageError& e) {
+    std::cerr << name << ": " << e.what() << "\n";
+    return kUsage;
+  }
+  if (o.command == "--help") {
+    std::cout << usage(name) << "\n";
+    return kOk;
+  }
+  Kokkos::ScopeGuard kokkos(argc, argv);
+  try {
+    return Experiment<Spec>(o, name, dataset).run();
+  } catch (const RunError& e) {
+    std::cerr << "\n" << name << ": error: " << e.what() << "\n";
+    return e.code;
+  } catch (const std::exception& e) {
+    std::cerr << "\n" << name << ": error: " << e.what() << "\n";
+    return kError;
+  }
+}
+
+}  // namespace wavres

@@ -1,0 +1,40 @@
+// Command line of an experiment executable:  exp_<variant>_l<N>_<dataset> train|eval|dump [options]
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+#include "wavres/core/types.hpp"
+
+namespace wavres {
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string command;  // train | eval | dump
+  Dims dims;            // dims.V is set from the corpus, not the command line
+  int64_t steps = 2000;
+  double lr = 1e-3;
+  double warmup_frac = 0.05;
+  uint64_t seed = 1;
+  int64_t eval_every = 200;
+  int64_t checkpoint_every = 1000;
+  int eval_batches = 16;       // validation batches per evaluation during training; eval: 0 = whole split
+  double max_minutes = 0;      // stop training (with a checkpoint) after this wall time; 0 = no limit
+  int keep_checkpoints = 3;
+  std::string out_dir;         // train: run directory;  dump: output file (--out)
+  std::string data_dir;
+  std::string resume;          // checkpoint path, or "latest" (newest in --out)
+  std::string checkpoint;      // eval / dump
+  double routing_init_std = 0; // --routing-init zeros | normal:STD
+  bool quiet = false;
+  std::vector<std::string> argv;  // as given, for run metadata
+};
+
+// Parses argv[1..]; throws UsageError with a one-line message naming the offending option.
+Options parse_options(int argc, char** argv, const std::string& default_out, const std::string& default_data);
+std::string usage(const std::string& program);
+
+}  // namespace wavres
