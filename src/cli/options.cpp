@@ -36,7 +36,8 @@ double to_double(const std::string& opt, const std::string& v, double lo, double
 std::string usage(const std::string& p) {
   return "usage: " + p + " train|eval|dump [options]\n"
          "  train  --steps N --lr X --warmup-frac F --seed S --eval-every N --eval-batches N\n"
-         "         --checkpoint-every N --keep-checkpoints K --max-minutes M --out DIR --resume CKPT|latest\n"
+         "         --checkpoint-every N --keep-checkpoints K --max-minutes M --stop-at STEP --out DIR\n"
+         "         --resume CKPT|latest\n"
          "  eval   --checkpoint CKPT [--eval-batches N (0 = whole validation split)]\n"
          "  dump   --out FILE [--checkpoint CKPT] [--seed S] [--routing-init zeros|normal:STD]\n"
          "  width  --d-model D --heads H --d-ff F --seq-len T --batch B   (defaults 256 4 704 256 16)\n"
@@ -88,6 +89,7 @@ Options parse_options(int argc, char** argv, const std::string& default_out, con
     else if (a == "--eval-batches") o.eval_batches = int(to_int(a, v, 0, 1 << 20));
     else if (a == "--checkpoint-every") o.checkpoint_every = to_int(a, v, 0, big);
     else if (a == "--keep-checkpoints") o.keep_checkpoints = int(to_int(a, v, 1, 1 << 20));
+    else if (a == "--stop-at") o.stop_at = to_int(a, v, 1, big);
     else if (a == "--max-minutes") o.max_minutes = to_double(a, v, 0.0, 1e7);
     else if (a == "--out") o.out_dir = v, out_given = true;
     else if (a == "--data-dir") o.data_dir = v;

@@ -258,7 +258,7 @@ class Experiment {
       const double tps = double(steps_this_run * tokens_per_step) / secs;
       ema_loss = std::isnan(ema_loss) ? loss : 0.9 * ema_loss + 0.1 * loss;
       const bool do_eval = (o_.eval_every > 0 && st.step % o_.eval_every == 0) || st.step == st.total_steps;
-      const bool out_of_time = o_.max_minutes > 0 && secs > o_.max_minutes * 60;
+      const bool out_of_time = (o_.max_minutes > 0 && secs > o_.max_minutes * 60) || st.step == o_.stop_at;
       const bool stop = g_stop_signal != 0;
       if (do_eval || out_of_time) {
         last_val = evaluate(model, corpus, val_off, tokens, tokens_h);
@@ -279,7 +279,7 @@ class Experiment {
         return kInterrupted;
       }
       if (out_of_time) {
-        std::cerr << "\n" << name_ << ": --max-minutes reached at step " << st.step << "\n";
+        if (!o_.quiet) std::cerr << "\n" << name_ << ": stopping at step " << st.step << " (--max-minutes/--stop-at)\n";
         break;
       }
     }

@@ -23,6 +23,7 @@ struct Options {
   int64_t checkpoint_every = 1000;
   int eval_batches = 16;       // validation batches per evaluation during training; eval: 0 = whole split
   double max_minutes = 0;      // stop training (with a checkpoint) after this wall time; 0 = no limit
+  int64_t stop_at = 0;         // stop (with a checkpoint) once this step is reached; 0 = run to --steps
   int keep_checkpoints = 3;
   std::string out_dir;         // train: run directory;  dump: output file (--out)
   std::string data_dir;

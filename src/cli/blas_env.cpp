@@ -1,0 +1,29 @@
+// Fix up the process environment before OpenBLAS and the OpenMP runtime read it (see blas_env.hpp).
+#include "wavres/cli/blas_env.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace wavres {
+
+void ensure_blas_coretype(int argc, char** argv) {
+  // Loop guard: after the re-exec everything is set, so the second run returns here.
+  if (std::getenv("WAVRES_NO_REEXEC") || argc < 1 || argv == nullptr || argv[0] == nullptr) return;
+  bool changed = false;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (!std::getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f"))
+    changed |= ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0;
+#endif
+  // libgomp reads OMP_PROC_BIND at load time too; Kokkos warns when it is unset. Unpinned threads are the safe
+  // default on shared machines; set OMP_PROC_BIND=spread OMP_PLACES=threads yourself on a dedicated one.
+  if (!std::getenv("OMP_PROC_BIND")) changed |= ::setenv("OMP_PROC_BIND", "false", 1) == 0;
+  if (!changed) return;
+  std::fflush(nullptr);  // nothing buffered may be lost by the exec
+  ::execv("/proc/self/exe", argv);
+  // execv failed (no /proc?): carry on with whatever OpenBLAS and libgomp picked.
+}
+
+}  // namespace wavres

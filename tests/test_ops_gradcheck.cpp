@@ -1,0 +1,698 @@
+// Op-level gradient checks: every hand-written backward in include/wavres/{ops,routing,optim} against central
+// finite differences of its forward, in double precision on the host, at small random sizes.
+//
+// Scalar-loss trick: for an op y = f(x) we test the scalar L(x) = Σ r ⊙ f(x) with a fixed random r, so the
+// upstream gradient ∂L/∂y is exactly r and the backward's output must equal ∂L/∂x, which central differences
+// estimate entry by entry.
+//
+// Tolerance. With step h = 1e-5 in double, the central difference has truncation error h²/6·|L'''| ≈ 2e-11·|L'''|
+// (|L'''| is O(1..10) at these sizes and scales) and rounding error ≈ ε·Σ|r ⊙ y| / h ≈ 1e-16·100 / 1e-5 = 1e-9.
+// So |fd − analytic| ≤ 1e-8 + 1e-6·|fd| has one to two orders of margin, while any wrong term of a backward
+// (a dropped factor, a sign, a missing accumulation) perturbs the gradient by ≥ 1e-3 of its size and fails.
+// Every check also asserts that the analytic gradient is not trivially zero, so that a test cannot pass
+// vacuously. The mutation runs described in the report (sign flips in private copies of the headers, compiled
+// with a shadowing include path) fail these checks.
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+#include "wavres/core/types.hpp"
+#include "wavres/data/corpus.hpp"
+#include "wavres/ops/attention.hpp"
+#include "wavres/ops/cross_entropy.hpp"
+#include "wavres/ops/embedding.hpp"
+#include "wavres/ops/linear.hpp"
+#include "wavres/ops/rmsnorm.hpp"
+#include "wavres/ops/swiglu.hpp"
+#include "wavres/optim/adamw.hpp"
+#include "wavres/optim/schedule.hpp"
+#include "wavres/routing/accumulate.hpp"
+#include "wavres/routing/mixer.hpp"
+
+using namespace wavres;
+
+namespace {
+
+using Host = Kokkos::DefaultHostExecutionSpace;
+using V1 = View1<double, Host>;
+using V2 = View2<double, Host>;
+using V3 = View3<double, Host>;
+using M = Mat<double, Host>;
+using CM = Mat<const double, Host>;
+using Vc = Vec<const double, Host>;
+using Vm = Vec<double, Host>;
+
+constexpr double kStep = 1e-5, kAbs = 1e-8, kRel = 1e-6;
+
+template <class V>
+void fill_normal(const V& v, Rng& rng, double std = 1.0, double mean = 0.0) {
+  auto* p = v.data();
+  for (size_t k = 0; k < v.span(); ++k) p[k] = mean + std * rng.normal();
+}
+template <class V>
+void fill_const(const V& v, double c) {
+  auto* p = v.data();
+  for (size_t k = 0; k < v.span(); ++k) p[k] = c;
+}
+M m2(const V2& v) { return M(v.data(), v.extent(0), v.extent(1)); }
+CM c2(const V2& v) { return CM(v.data(), v.extent(0), v.extent(1)); }
+M m3(const V3& v, int s) { return M(&v(s, 0, 0), v.extent(1), v.extent(2)); }
+CM c3(const V3& v, int s) { return CM(&v(s, 0, 0), v.extent(1), v.extent(2)); }
+Vm m1(const V1& v) { return Vm(v.data(), v.extent(0)); }
+Vc c1(const V1& v) { return Vc(v.data(), v.extent(0)); }
+
+double dot(const double* a, const double* b, size_t n) {
+  double s = 0;
+  for (size_t k = 0; k < n; ++k) s += a[k] * b[k];
+  return s;
+}
+template <class V>
+double weighted_sum(const V& y, const V& r) {
+  return dot(y.data(), r.data(), y.span());
+}
+
+// Central differences of loss() w.r.t. x[0..n) against analytic[0..n). loss() must recompute everything that
+// depends on x.
+void check_fd(const std::string& what, double* x, size_t n, const double* analytic,
+              const std::function<double()>& loss, double h = kStep) {
+  int failed = 0;
+  double max_err = 0, max_g = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const double orig = x[k];
+    x[k] = orig + h;
+    const double lp = loss();
+    x[k] = orig - h;
+    const double lm = loss();
+    x[k] = orig;
+    const double fd = (lp - lm) / (2 * h);
+    const double err = std::abs(fd - analytic[k]);
+    max_err = std::max(max_err, err);
+    max_g = std::max(max_g, std::abs(analytic[k]));
+    if (err > kAbs + kRel * std::abs(fd)) {
+      if (++failed <= 5) BOOST_TEST_MESSAGE(what << "[" << k << "] analytic " << analytic[k] << " fd " << fd);
+    }
+  }
+  loss();  // leave the forward state at the unperturbed point
+  BOOST_TEST_MESSAGE(what << ": " << n << " entries, max |fd - analytic| = " << max_err);
+  BOOST_TEST(failed == 0, what << ": " << failed << " of " << n << " entries disagree with finite differences");
+  BOOST_TEST(max_g > 1e-3, what << ": analytic gradient is (nearly) zero, the check would be vacuous");
+}
+
+void check_close(const std::string& what, double got, double want, double abs_tol, double rel_tol) {
+  BOOST_TEST(std::abs(got - want) <= abs_tol + rel_tol * std::abs(want),
+             what << ": got " << got << " want " << want);
+}
+
+// Snapshot of a view's contents.
+template <class V>
+std::vector<double> snap(const V& v) {
+  return std::vector<double>(v.data(), v.data() + v.span());
+}
+template <class V>
+std::vector<double> minus(const V& v, const std::vector<double>& base) {
+  std::vector<double> out(v.span());
+  for (size_t k = 0; k < v.span(); ++k) out[k] = v.data()[k] - base[k];
+  return out;
+}
+
+View2<int32_t, Host> tokens_view(int B, int T, const std::vector<int>& vals) {
+  View2<int32_t, Host> t("tokens", B, T + 1);
+  for (int b = 0; b < B; ++b)
+    for (int s = 0; s <= T; ++s) t(b, s) = vals[size_t(b) * (T + 1) + s];
+  return t;
+}
+Mat<const int32_t, Host> ctok(const View2<int32_t, Host>& t) {
+  return Mat<const int32_t, Host>(t.data(), t.extent(0), t.extent(1));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(ops_gradcheck)
+
+// ---------------------------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE(linear) {
+  Rng rng(101);
+  const int N = 5, IN = 4, OUT = 3;
+  V2 x("x", N, IN), W("W", OUT, IN), y("y", N, OUT), r("r", N, OUT), y0("y0", N, OUT);
+  fill_normal(x, rng), fill_normal(W, rng), fill_normal(r, rng), fill_normal(y0, rng);
+
+  // forward against the definition, both with beta = 0 and with the fused residual beta = 1
+  linear_forward<double, Host>(m2(y), c2(x), c2(W));
+  for (int i = 0; i < N; ++i)
+    for (int o = 0; o < OUT; ++o) {
+      double s = 0;
+      for (int k = 0; k < IN; ++k) s += x(i, k) * W(o, k);
+      check_close("linear y", y(i, o), s, 1e-14, 1e-13);
+    }
+  V2 yb("yb", N, OUT);
+  Kokkos::deep_copy(yb, y0);
+  linear_forward<double, Host>(m2(yb), c2(x), c2(W), 1.0);
+  for (int i = 0; i < N; ++i)
+    for (int o = 0; o < OUT; ++o) check_close("linear y+=", yb(i, o), y0(i, o) + y(i, o), 1e-14, 1e-13);
+
+  auto loss = [&] {
+    linear_forward<double, Host>(m2(y), c2(x), c2(W));
+    return weighted_sum(y, r);
+  };
+  // dW accumulates (+=): start it from garbage and compare the increment; dx is overwritten (dx_beta = 0)
+  V2 dx("dx", N, IN), dW("dW", OUT, IN);
+  fill_normal(dx, rng), fill_normal(dW, rng);
+  const auto dW0 = snap(dW);
+  linear_backward<double, Host>(m2(dx), m2(dW), c2(r), c2(x), c2(W));
+  check_fd("linear dx", x.data(), x.span(), dx.data(), loss);
+  const auto ddW = minus(dW, dW0);
+  check_fd("linear dW", W.data(), W.span(), ddW.data(), loss);
+
+  // dx_beta = 1 accumulates into dx
+  V2 dx2("dx2", N, IN), dW2("dW2", OUT, IN);
+  fill_normal(dx2, rng);
+  const auto dx20 = snap(dx2);
+  linear_backward<double, Host>(m2(dx2), m2(dW2), c2(r), c2(x), c2(W), 1.0);
+  const auto ddx2 = minus(dx2, dx20);
+  check_fd("linear dx (dx_beta=1)", x.data(), x.span(), ddx2.data(), loss);
+
+  // a null dx skips the input gradient but still accumulates dW
+  V2 dW3("dW3", OUT, IN);
+  linear_backward<double, Host>(M(), m2(dW3), c2(r), c2(x), c2(W));
+  for (size_t k = 0; k < dW3.span(); ++k) check_close("linear dW (no dx)", dW3.data()[k], ddW[k], 1e-14, 1e-13);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE(embedding) {
+  Rng rng(202);
+  const int B = 3, T = 4, V = 6, D = 3;
+  // repeated tokens (token 1 six times, within and across rows); tokens 4, 5 never appear as inputs
+  auto tok = tokens_view(B, T, {1, 2, 1, 0, 5,  //
+                                3, 1, 1, 2, 4,  //
+                                1, 0, 3, 1, 5});
+  V2 Et("E_tok", V, D), Ep("E_pos", T, D), x0("x0", B * T, D), r("r", B * T, D);
+  fill_normal(Et, rng), fill_normal(Ep, rng), fill_normal(r, rng);
+  auto loss = [&] {
+    embedding_forward<double, Host>(m2(x0), ctok(tok), c2(Et), c2(Ep), T);
+    return weighted_sum(x0, r);
+  };
+  loss();
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (int d = 0; d < D; ++d)
+        check_close("embedding x0", x0(b * T + t, d), Et(tok(b, t), d) + Ep(t, d), 0, 0);
+
+  V2 dEt("dE_tok", V, D), dEp("dE_pos", T, D);
+  fill_normal(dEt, rng), fill_normal(dEp, rng);  // both accumulate (+=)
+  const auto dEt0 = snap(dEt), dEp0 = snap(dEp);
+  embedding_backward<double, Host>(m2(dEt), m2(dEp), c2(r), ctok(tok), T);
+  const auto gEt = minus(dEt, dEt0), gEp = minus(dEp, dEp0);
+  check_fd("embedding dE_tok", Et.data(), Et.span(), gEt.data(), loss);
+  check_fd("embedding dE_pos", Ep.data(), Ep.span(), gEp.data(), loss);
+  for (int v = 4; v < V; ++v)
+    for (int d = 0; d < D; ++d) BOOST_TEST(gEt[size_t(v) * D + d] == 0.0);  // unused rows untouched
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE(rmsnorm) {
+  Rng rng(303);
+  const int N = 4, D = 6;
+  V2 x("x", N, D), y("y", N, D), r("r", N, D);
+  V1 g("g", D), rstd("rstd", N);
+  fill_normal(x, rng), fill_normal(r, rng), fill_normal(g, rng, 0.3, 1.0);
+  for (int d = 0; d < D; ++d) x(1, d) *= 0.2, x(2, d) *= 7.0;  // rows of very different scale (a smaller one makes |L'''| ~ 1/ρ³ large)
+  auto loss = [&] {
+    rmsnorm_forward<double, Host>(m2(y), m1(rstd), c2(x), c1(g));
+    return weighted_sum(y, r);
+  };
+  loss();
+  for (int i = 0; i < N; ++i) {
+    double ss = 0;
+    for (int d = 0; d < D; ++d) ss += x(i, d) * x(i, d);
+    const double rho = std::sqrt(ss / D + 1e-6);
+    check_close("rmsnorm rstd", rstd(i), 1 / rho, 0, 1e-14);
+    for (int d = 0; d < D; ++d) check_close("rmsnorm y", y(i, d), g(d) * x(i, d) / rho, 1e-15, 1e-14);
+  }
+
+  V2 dx("dx", N, D);
+  V1 dg("dg", D);
+  fill_const(dx, 1e3);  // accumulate = false must overwrite
+  fill_normal(dg, rng);  // dg always accumulates
+  const auto dg0 = snap(dg);
+  rmsnorm_backward<double, Host>(m2(dx), m1(dg), c2(r), c2(x), c1(rstd), c1(g));
+  check_fd("rmsnorm dx", x.data(), x.span(), dx.data(), loss);
+  const auto gdg = minus(dg, dg0);
+  check_fd("rmsnorm dg", g.data(), g.span(), gdg.data(), loss);
+
+  V2 dxa("dxa", N, D);
+  V1 dg2("dg2", D);
+  fill_normal(dxa, rng);
+  const auto dxa0 = snap(dxa);
+  rmsnorm_backward<double, Host>(m2(dxa), m1(dg2), c2(r), c2(x), c1(rstd), c1(g), true);
+  const auto gdxa = minus(dxa, dxa0);
+  check_fd("rmsnorm dx (accumulate)", x.data(), x.span(), gdxa.data(), loss);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+namespace {
+void attention_case(int B, int T, int H, int hd, double scale, uint64_t seed) {
+  const std::string tag = "attention B" + std::to_string(B) + " T" + std::to_string(T) + " H" + std::to_string(H) +
+                          " hd" + std::to_string(hd);
+  Rng rng(seed);
+  const int D = H * hd, N = B * T;
+  V2 qkv("qkv", N, 3 * D), out("out", N, D), r("r", N, D);
+  V1 lse("lse", int64_t(B) * H * T);
+  fill_normal(qkv, rng, scale), fill_normal(r, rng);
+  auto loss = [&] {
+    attention_forward<double, Host>(m2(out), m1(lse), c2(qkv), B, T, H);
+    return weighted_sum(out, r);
+  };
+  loss();
+  // forward against a naive two-pass softmax
+  const double c = 1 / std::sqrt(double(hd));
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int t = 0; t < T; ++t) {
+        std::vector<double> s(t + 1);
+        double mx = -1e300;
+        for (int u = 0; u <= t; ++u) {
+          double dd = 0;
+          for (int k = 0; k < hd; ++k) dd += qkv(b * T + t, h * hd + k) * qkv(b * T + u, D + h * hd + k);
+          s[u] = c * dd;
+          mx = std::max(mx, s[u]);
+        }
+        double z = 0;
+        for (int u = 0; u <= t; ++u) z += std::exp(s[u] - mx);
+        check_close(tag + " lse", lse((int64_t(b) * H + h) * T + t), mx + std::log(z), 1e-13, 1e-13);
+        for (int k = 0; k < hd; ++k) {
+          double o = 0;
+          for (int u = 0; u <= t; ++u) o += std::exp(s[u] - mx) / z * qkv(b * T + u, 2 * D + h * hd + k);
+          check_close(tag + " out", out(b * T + t, h * hd + k), o, 1e-13, 1e-12);
+        }
+      }
+  V2 dqkv("dqkv", N, 3 * D);
+  fill_const(dqkv, 1e3);  // backward must overwrite all of dq, dk, dv
+  attention_backward<double, Host>(m2(dqkv), c2(r), c2(out), c1(lse), c2(qkv), B, T, H);
+  if (T > 1) {
+    check_fd(tag + " dqkv", qkv.data(), qkv.span(), dqkv.data(), loss);
+  } else {  // T = 1: the output is v, so dq = dk = 0 and dv = r
+    for (int i = 0; i < N; ++i)
+      for (int k = 0; k < D; ++k) {
+        BOOST_TEST(dqkv(i, k) == 0.0);
+        BOOST_TEST(dqkv(i, D + k) == 0.0);
+        check_close(tag + " dv", dqkv(i, 2 * D + k), r(i, k), 0, 1e-15);
+      }
+  }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(attention) {
+  attention_case(2, 5, 2, 3, 1.0, 404);
+  attention_case(1, 7, 3, 2, 2.5, 405);  // peaked softmax: the online max-rescaling path is taken
+  attention_case(2, 4, 1, 5, 0.7, 406);
+  attention_case(3, 1, 2, 2, 1.0, 407);
+}
+
+// Causality of the attention core: changing q/k/v of positions > t leaves rows ≤ t bit-for-bit unchanged.
+BOOST_AUTO_TEST_CASE(attention_causal) {
+  Rng rng(408);
+  const int B = 2, T = 6, H = 2, hd = 3, D = H * hd, N = B * T;
+  V2 qkv("qkv", N, 3 * D), out0("out0", N, D), out1("out1", N, D);
+  V1 lse0("lse0", B * H * T), lse1("lse1", B * H * T);
+  fill_normal(qkv, rng);
+  attention_forward<double, Host>(m2(out0), m1(lse0), c2(qkv), B, T, H);
+  for (int t0 = 0; t0 < T; ++t0) {
+    V2 q2("q2", N, 3 * D);
+    Kokkos::deep_copy(q2, qkv);
+    for (int b = 0; b < B; ++b)
+      for (int u = t0 + 1; u < T; ++u)
+        for (int k = 0; k < 3 * D; ++k) q2(b * T + u, k) += 1.0 + rng.normal();
+    attention_forward<double, Host>(m2(out1), m1(lse1), c2(q2), B, T, H);
+    bool same = true, later_changed = t0 == T - 1;
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T; ++t)
+        for (int k = 0; k < D; ++k) {
+          if (t <= t0) same = same && out1(b * T + t, k) == out0(b * T + t, k);
+          else later_changed = later_changed || out1(b * T + t, k) != out0(b * T + t, k);
+        }
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < H; ++h)
+        for (int t = 0; t <= t0; ++t) same = same && lse1((b * H + h) * T + t) == lse0((b * H + h) * T + t);
+    BOOST_TEST(same, "attention rows <= " << t0 << " changed when later q/k/v changed");
+    BOOST_TEST(later_changed);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE(swiglu) {
+  Rng rng(505);
+  const int N = 4, F = 5;
+  V2 gu("gu", N, 2 * F), a("a", N, F), r("r", N, F);
+  fill_normal(gu, rng, 2.0), fill_normal(r, rng);
+  auto loss = [&] {
+    swiglu_forward<double, Host>(m2(a), c2(gu));
+    return weighted_sum(a, r);
+  };
+  loss();
+  for (int i = 0; i < N; ++i)
+    for (int f = 0; f < F; ++f) {
+      const double g = gu(i, f);
+      check_close("swiglu a", a(i, f), g / (1 + std::exp(-g)) * gu(i, F + f), 1e-15, 1e-14);
+    }
+  V2 dgu("dgu", N, 2 * F);
+  fill_const(dgu, 1e3);
+  swiglu_backward<double, Host>(m2(dgu), c2(r), c2(gu));
+  check_fd("swiglu dgu", gu.data(), gu.span(), dgu.data(), loss);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE(cross_entropy) {
+  Rng rng(606);
+  const int B = 2, T = 3, V = 5, N = B * T;
+  auto tok = tokens_view(B, T, {0, 3, 3, 1,  //
+                                4, 2, 0, 4});
+  V2 z("z", N, V), zg("zg", N, V);
+  fill_normal(z, rng, 3.0);
+  for (int v = 0; v < V; ++v) z(2, v) += 40.0;  // large shared offset: needs the max subtraction
+  auto loss = [&] {
+    Kokkos::deep_copy(zg, z);
+    return cross_entropy_forward_backward<double, Host>(m2(zg), ctok(tok), T, false);
+  };
+  // loss against the definition
+  double want = 0;
+  for (int i = 0; i < N; ++i) {
+    double mx = -1e300, s = 0;
+    for (int v = 0; v < V; ++v) mx = std::max(mx, z(i, v));
+    for (int v = 0; v < V; ++v) s += std::exp(z(i, v) - mx);
+    want += mx + std::log(s) - z(i, tok(i / T, i % T + 1));
+  }
+  want /= N;
+  check_close("cross_entropy loss", loss(), want, 0, 1e-14);
+  Kokkos::deep_copy(zg, z);
+  const double lg = cross_entropy_forward_backward<double, Host>(m2(zg), ctok(tok), T, true);
+  check_close("cross_entropy loss (with_grad)", lg, want, 0, 1e-14);
+  const auto dz = snap(zg);
+  check_fd("cross_entropy dlogits", z.data(), z.span(), dz.data(), loss);
+  for (int i = 0; i < N; ++i) {  // each gradient row sums to zero
+    double s = 0;
+    for (int v = 0; v < V; ++v) s += dz[size_t(i) * V + v];
+    BOOST_TEST(std::abs(s) < 1e-15);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+namespace {
+// One consumer mixing n = 5 of the 7 bank slots; its entries sit at start = 2 of an 8-entry source table, so
+// the start offset is exercised. Kinds mix summaries (0), phase (1) and split (2) details.
+void mixer_case(bool with_beta, uint64_t seed) {
+  const std::string tag = with_beta ? "mixer(beta)" : "mixer(no beta)";
+  Rng rng(seed);
+  const int NS = 7, N = 6, D = 5, E = 8, start = 2, n = 5;
+  const int slots[E] = {2, 6, 0, 3, 4, 5, 1, 2};
+  const int kinds[E] = {0, 0, 0, 0, 1, 2, 0, 0};
+  MixerSources<Host> src;
+  src.slot = View1<int, Host>("slot", E);
+  src.kind = View1<int, Host>("kind", E);
+  for (int e = 0; e < E; ++e) src.slot(e) = slots[e], src.kind(e) = kinds[e];
+  src.start = start, src.n = n;
+
+  V3 bank("bank", NS, N, D);
+  V2 rinv("rinv", NS, N), alpha("alpha", E, N), h("h", N, D), r("r", N, D);
+  V1 w("w", D), g("g", D), beta("beta", 2);
+  fill_normal(bank, rng);
+  const double scale[NS] = {1.0, 0.3, 1.0, 2.0, 0.7, 1.5, 1.0};
+  for (int s = 0; s < NS; ++s)
+    for (int i = 0; i < N; ++i)
+      for (int d = 0; d < D; ++d) bank(s, i, d) *= scale[s];
+  fill_normal(w, rng, 0.5), fill_normal(g, rng, 0.3, 1.0), fill_normal(r, rng);
+  beta(0) = -0.4, beta(1) = 0.6;
+  fill_const(alpha, 7.0);
+  const Vc beta_v = with_beta ? c1(beta) : Vc();
+
+  auto forward = [&] {
+    for (int s = 0; s < NS; ++s) source_rinv<double, Host>(rinv, bank, s);  // 1/ρ is a function of the source
+    mixer_forward<double, Host>(m2(h), alpha, bank, rinv, src, c1(w), c1(g), beta_v);
+  };
+  auto loss = [&] {
+    forward();
+    return weighted_sum(h, r);
+  };
+  forward();
+
+  // forward against the spec §2 formula, and α rows outside the consumer untouched
+  for (int i = 0; i < N; ++i) {
+    std::vector<double> s(n);
+    double mx = -1e300;
+    for (int j = 0; j < n; ++j) {
+      const int sj = slots[start + j];
+      double ss = 0, q = 0;
+      for (int d = 0; d < D; ++d) ss += bank(sj, i, d) * bank(sj, i, d), q += w(d) * g(d) * bank(sj, i, d);
+      const double rho = std::sqrt(ss / D + 1e-6);
+      check_close(tag + " rinv", rinv(sj, i), 1 / rho, 0, 1e-14);
+      const int k = kinds[start + j];
+      s[j] = q / rho + (with_beta && k > 0 ? beta(k - 1) : 0.0);
+      mx = std::max(mx, s[j]);
+    }
+    double z = 0;
+    for (int j = 0; j < n; ++j) z += std::exp(s[j] - mx);
+    for (int j = 0; j < n; ++j) check_close(tag + " alpha", alpha(start + j, i), std::exp(s[j] - mx) / z, 1e-15, 1e-13);
+    for (int d = 0; d < D; ++d) {
+      double hv = 0;
+      for (int j = 0; j < n; ++j) hv += std::exp(s[j] - mx) / z * bank(slots[start + j], i, d);
+      check_close(tag + " h", h(i, d), hv, 1e-14, 1e-13);
+    }
+    for (int e = 0; e < E; ++e)
+      if (e < start || e >= start + n) BOOST_TEST(alpha(e, i) == 7.0);
+  }
+
+  // analytic gradients; every output accumulates (+=), so start from garbage and compare increments
+  V3 dbank("dbank", NS, N, D);
+  V2 rs("r_scratch", N, D), ks("ksum", N, 2);
+  V1 dw("dw", D), dg("dg", D), dbeta("dbeta", 2);
+  fill_normal(dbank, rng), fill_normal(dw, rng), fill_normal(dg, rng), fill_normal(dbeta, rng);
+  const auto dbank0 = snap(dbank), dw0 = snap(dw), dg0 = snap(dg), dbeta0 = snap(dbeta);
+  mixer_backward<double, Host>(dbank, m1(dw), m1(dg), with_beta ? m1(dbeta) : Vm(), m2(rs), ks, c2(r), c2(h),
+                               alpha, bank, rinv, src, c1(w), c1(g));
+  const auto gbank = minus(dbank, dbank0), gw = minus(dw, dw0), gg = minus(dg, dg0), gbeta = minus(dbeta, dbeta0);
+  check_fd(tag + " d(sources)", bank.data(), bank.span(), gbank.data(), loss);
+  // slots 2 and 6 are not sources of this consumer: their gradient must be exactly zero
+  for (int i = 0; i < N; ++i)
+    for (int d = 0; d < D; ++d) {
+      BOOST_TEST(gbank[(size_t(2) * N + i) * D + d] == 0.0);
+      BOOST_TEST(gbank[(size_t(6) * N + i) * D + d] == 0.0);
+    }
+  check_fd(tag + " dw", w.data(), w.span(), gw.data(), loss);
+  check_fd(tag + " dg", g.data(), g.span(), gg.data(), loss);
+  if (with_beta) {
+    check_fd(tag + " dbeta", beta.data(), beta.span(), gbeta.data(), loss);
+  } else {
+    BOOST_TEST(gbeta[0] == 0.0);
+    BOOST_TEST(gbeta[1] == 0.0);
+  }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(mixer) {
+  mixer_case(true, 707);
+  mixer_case(false, 708);
+}
+
+// At w = 0 the mix is the uniform average of the sources (spec §2, "at init").
+BOOST_AUTO_TEST_CASE(mixer_uniform_at_init) {
+  Rng rng(709);
+  const int NS = 3, N = 4, D = 6;
+  MixerSources<Host> src;
+  src.slot = View1<int, Host>("slot", NS);
+  src.kind = View1<int, Host>("kind", NS);
+  for (int e = 0; e < NS; ++e) src.slot(e) = e, src.kind(e) = 0;
+  src.n = NS;
+  V3 bank("bank", NS, N, D);
+  V2 rinv("rinv", NS, N), alpha("alpha", NS, N), h("h", N, D);
+  V1 w("w", D), g("g", D);
+  fill_normal(bank, rng), fill_normal(g, rng, 0.3, 1.0);
+  for (int s = 0; s < NS; ++s) source_rinv<double, Host>(rinv, bank, s);
+  mixer_forward<double, Host>(m2(h), alpha, bank, rinv, src, c1(w), c1(g), Vc());
+  for (int i = 0; i < N; ++i)
+    for (int d = 0; d < D; ++d)
+      check_close("uniform mix", h(i, d), (bank(0, i, d) + bank(1, i, d) + bank(2, i, d)) / 3, 1e-15, 1e-14);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+namespace {
+// One block of S sublayers (l = 1..S, so phase sign +1 for odd l, split sign +1 for i ≤ S/2). Bank slots 1..S
+// hold b^1..b^S (slot 0 stands for b_0 and is not written), WAV adds π̃ in slot S+1 and σ̃ in slot S+2.
+// Loss = Σ over written slots of r_slot ⊙ bank(slot); the gradient of each y_i comes out of
+// block_accumulate_backward. κ is frozen for the finite differences (the spec's stop-gradient).
+void block_case(int S, bool wav, uint64_t seed) {
+  const std::string tag = std::string(wav ? "wav" : "block") + " S" + std::to_string(S);
+  Rng rng(seed);
+  const int N = 4, D = 5, NS = S + 3, top = wav ? S + 2 : S;
+  V3 ys("ys", S, N, D), bank("bank", NS, N, D), rbank("r", NS, N, D), dbank("dbank", NS, N, D);
+  V2 rinv("rinv", NS, N), phase("phase", N, D), split("split", N, D), kappa("kappa", 2, N);
+  fill_normal(ys, rng);
+  fill_normal(rbank, rng);
+  for (int i = 0; i < N; ++i)
+    for (int d = 0; d < D; ++d) rbank(0, i, d) = 0;
+  if (!wav)
+    for (int s = S + 1; s < NS; ++s)
+      for (int i = 0; i < N; ++i)
+        for (int d = 0; d < D; ++d) rbank(s, i, d) = 0;
+  auto cp_of = [](int l) { return l % 2 == 1 ? 1.0 : -1.0; };
+  auto cs_of = [S](int i) { return 2 * i <= S ? 1.0 : -1.0; };
+  bool frozen = false;
+  auto forward = [&] {
+    for (int i = 1; i <= S; ++i)
+      block_accumulate_forward<double, Host>(bank, rinv, i, i == 1 ? -1 : i - 1, c3(ys, i - 1),
+                                             wav ? m2(phase) : M(), wav ? m2(split) : M(), cp_of(i), cs_of(i));
+    if (wav)
+      wav_details_forward<double, Host>(bank, rinv, m2(kappa), S, S + 1, S + 2, c2(phase), c2(split), frozen);
+  };
+  auto loss = [&] {
+    forward();
+    return weighted_sum(bank, rbank);
+  };
+  forward();
+
+  // forward values: partial sums, signed accumulators, κ and the matched details, and every slot's 1/ρ
+  auto rho_row = [&](auto&& f) {
+    double ss = 0;
+    for (int d = 0; d < D; ++d) ss += f(d) * f(d);
+    return std::sqrt(ss / D + 1e-6);
+  };
+  for (int i = 0; i < N; ++i) {
+    std::vector<double> part(D, 0.0), ph(D, 0.0), sp(D, 0.0);
+    for (int s = 1; s <= S; ++s) {
+      for (int d = 0; d < D; ++d) {
+        part[d] += ys(s - 1, i, d);
+        ph[d] += cp_of(s) * ys(s - 1, i, d);
+        sp[d] += cs_of(s) * ys(s - 1, i, d);
+        check_close(tag + " b^i", bank(s, i, d), part[d], 1e-15, 1e-14);
+      }
+      check_close(tag + " rinv(b^i)", rinv(s, i), 1 / rho_row([&](int d) { return part[d]; }), 0, 1e-14);
+    }
+    if (wav) {
+      const double rb = rho_row([&](int d) { return part[d]; });
+      const double kp = rb / rho_row([&](int d) { return ph[d]; }), ksg = rb / rho_row([&](int d) { return sp[d]; });
+      check_close(tag + " kappa_phase", kappa(0, i), kp, 0, 1e-14);
+      check_close(tag + " kappa_split", kappa(1, i), ksg, 0, 1e-14);
+      for (int d = 0; d < D; ++d) {
+        check_close(tag + " phase~", bank(S + 1, i, d), kp * ph[d], 1e-15, 1e-13);
+        check_close(tag + " split~", bank(S + 2, i, d), ksg * sp[d], 1e-15, 1e-13);
+      }
+      check_close(tag + " rinv(phase~)", rinv(S + 1, i), 1 / rho_row([&](int d) { return bank(S + 1, i, d); }), 0, 1e-14);
+      check_close(tag + " rinv(split~)", rinv(S + 2, i), 1 / rho_row([&](int d) { return bank(S + 2, i, d); }), 0, 1e-14);
+    }
+  }
+
+  // analytic: walk the block backwards; dbank = r on the written slots
+  Kokkos::deep_copy(dbank, rbank);
+  V2 dy("dy", N, D), acc("acc", N, D);
+  fill_const(acc, 1e3);  // i = S must start the suffix sum afresh
+  std::vector<std::vector<double>> grad(S + 1);
+  for (int i = S; i >= 1; --i) {
+    block_accumulate_backward<double, Host>(m2(dy), m2(acc), dbank, i, i == S, wav ? S + 1 : -1, wav ? S + 2 : -1,
+                                            wav ? c2(kappa) : CM(), cp_of(i), cs_of(i));
+    grad[i] = wav ? snap(dy) : snap(acc);
+  }
+  frozen = true;
+  for (int i = 1; i <= S; ++i)
+    check_fd(tag + " dy_" + std::to_string(i), &ys(i - 1, 0, 0), size_t(N) * D, grad[i].data(), loss);
+
+  if (wav) {
+    // Power check: without the freeze the difference quotient also differentiates κ (which the spec detaches),
+    // and must then disagree with the analytic gradient somewhere.
+    frozen = false;
+    double worst = 0;
+    for (int k = 0; k < N * D; ++k) {
+      double* x = &ys(0, 0, 0) + k;
+      const double orig = *x;
+      *x = orig + kStep;
+      const double lp = loss();
+      *x = orig - kStep;
+      const double lm = loss();
+      *x = orig;
+      worst = std::max(worst, std::abs((lp - lm) / (2 * kStep) - grad[1][k]));
+    }
+    loss();
+    BOOST_TEST(worst > 1e-4, tag << ": unfrozen kappa should change the finite differences (got " << worst << ")");
+  }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(block_accumulate) {
+  block_case(4, false, 808);
+  block_case(6, false, 809);
+}
+
+BOOST_AUTO_TEST_CASE(wav_details) {
+  block_case(4, true, 810);
+  block_case(8, true, 811);
+  block_case(6, true, 812);  // S % 4 != 0 is allowed (the bases are then not orthogonal)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+namespace {
+template <class R>
+void adamw_case(double abs_tol, double rel_tol) {
+  Rng rng(909);
+  const int P = 11;
+  const int64_t decay_end = 7;
+  AdamWConfig cfg;  // β = (0.9, 0.95), eps 1e-8, wd 0.1, clip 1.0
+  cfg.weight_decay = 0.3;
+  View1<R, Host> p("p", P), g("g", P), m("m", P), v("v", P);
+  std::vector<double> hp(P), hm(P, 0.0), hv(P, 0.0);
+  for (int i = 0; i < P; ++i) p(i) = R(rng.normal()), hp[i] = double(p(i));
+  const double lrs[3] = {3e-2, 1e-2, 2e-2};
+  const double gscale[3] = {1.5, 0.1, 0.6};  // norms ≈ 5 (clipped), ≈ 0.33 (not), ≈ 2 (clipped)
+  for (int t = 1; t <= 3; ++t) {
+    std::vector<double> hg(P);
+    for (int i = 0; i < P; ++i) g(i) = R(gscale[t - 1] * rng.normal()), hg[i] = double(g(i));
+    double ss = 0;
+    for (int i = 0; i < P; ++i) ss += hg[i] * hg[i];
+    const double norm = std::sqrt(ss);
+    const double lib_norm = global_grad_norm<R, Host>(View1<const R, Host>(g));
+    check_close("grad norm", lib_norm, norm, 0, 1e-14);
+    adamw_step<R, Host>(p, View1<const R, Host>(g), m, v, decay_end, lrs[t - 1], t, lib_norm, cfg);
+    // scalar reference: spec §6 / PyTorch AdamW with clip_grad_norm_
+    const double clip = std::min(1.0, cfg.clip_norm / (norm + 1e-6));
+    BOOST_TEST_MESSAGE("adamw step " << t << ": |g| = " << norm << ", clip factor " << clip);
+    for (int i = 0; i < P; ++i) {
+      const double gi = hg[i] * clip;
+      hm[i] = cfg.beta1 * hm[i] + (1 - cfg.beta1) * gi;
+      hv[i] = cfg.beta2 * hv[i] + (1 - cfg.beta2) * gi * gi;
+      if (i < decay_end) hp[i] -= lrs[t - 1] * cfg.weight_decay * hp[i];
+      const double mhat = hm[i] / (1 - std::pow(cfg.beta1, t)), vhat = hv[i] / (1 - std::pow(cfg.beta2, t));
+      hp[i] -= lrs[t - 1] * mhat / (std::sqrt(vhat) + cfg.eps);
+      check_close("adamw m[" + std::to_string(i) + "]", double(m(i)), hm[i], abs_tol, rel_tol);
+      check_close("adamw v[" + std::to_string(i) + "]", double(v(i)), hv[i], abs_tol * abs_tol, rel_tol);
+      check_close("adamw p[" + std::to_string(i) + "] step " + std::to_string(t), double(p(i)), hp[i], abs_tol,
+                  rel_tol);
+    }
+  }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(adamw) {
+  adamw_case<double>(1e-15, 1e-12);
+  adamw_case<float>(1e-6, 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(lr_schedule) {
+  const double peak = 1e-3;
+  const auto s = LrSchedule::with_defaults(peak, 1000);
+  BOOST_TEST(s.warmup_steps == 50);
+  check_close("lr warm-up start", s(0), peak / 50, 0, 1e-14);
+  check_close("lr warm-up middle", s(24), peak * 25 / 50, 0, 1e-14);
+  check_close("lr peak (end of warm-up)", s(49), peak, 0, 1e-14);
+  check_close("lr peak (start of decay)", s(50), peak, 0, 1e-14);
+  check_close("lr cosine midpoint", s(50 + 475), 0.1 * peak + 0.9 * peak * 0.5, 0, 1e-12);
+  check_close("lr quarter", s(50 + 190), 0.1 * peak + 0.9 * peak * 0.5 * (1 + std::cos(M_PI * 0.2)), 0, 1e-12);
+  check_close("lr floor at total", s(1000), 0.1 * peak, 0, 1e-14);
+  check_close("lr floor beyond total", s(5000), 0.1 * peak, 0, 1e-14);
+  check_close("lr last step ~ floor", s(999), 0.1 * peak, 0, 1e-4);
+  for (int64_t k = 1; k < 50; ++k) BOOST_TEST(s(k) > s(k - 1));
+  for (int64_t k = 51; k <= 1000; ++k) BOOST_TEST(s(k) <= s(k - 1));
+  // no warm-up: starts at the peak
+  const auto s0 = LrSchedule::with_defaults(peak, 10);
+  BOOST_TEST(s0.warmup_steps == 0);
+  check_close("lr no warm-up", s0(0), peak, 0, 1e-14);
+  check_close("lr no warm-up end", s0(10), 0.1 * peak, 0, 1e-14);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
