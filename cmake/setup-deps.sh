@@ -17,7 +17,8 @@ log() { printf '[setup-deps] %s\n' "$*" >&2; }
 # ---- 1. Debian packages -------------------------------------------------------------------------------------
 # OpenBLAS's OpenMP flavour shares Kokkos' OpenMP thread pool instead of spawning a second pool (oversubscription).
 pkgs=(build-essential cmake ninja-build libeigen3-dev libhdf5-dev hdf5-tools libboost-test-dev
-      libopenblas-openmp-dev dpkg-dev clang-format)
+      libopenblas-openmp-dev dpkg-dev clang-format
+      python3-torch python3-h5py python3-numpy python3-matplotlib)  # torch: the independent reference of the spec
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -37,11 +38,16 @@ if [ -f "$prefix/.complete" ]; then log "cached: $prefix"; echo "$prefix"; exit 
 src=$deps/src
 mkdir -p "$src"
 if [ ! -d "$src/kokkos" ] || [ ! -d "$src/kokkos-kernels" ]; then
-  if [ ! -f /etc/apt/sources.list.d/wavres-deb-src.sources ]; then
-    log "adding a deb-src entry for bookworm (trilinos source package)"
+  if ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # Same mirrors as the machine's binary packages, for source packages too.
+    log "enabling deb-src entries (for the trilinos source package)"
     SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-    printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      | $SUDO tee /etc/apt/sources.list.d/wavres-deb-src.sources >/dev/null
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+      sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
+        | $SUDO tee /etc/apt/sources.list.d/wavres-deb-src.sources >/dev/null
+    else
+      grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' | $SUDO tee /etc/apt/sources.list.d/wavres-deb-src.list >/dev/null
+    fi
     $SUDO apt-get update -qq
   fi
   log "downloading trilinos sources (~166 MB, once)"
