@@ -60,13 +60,16 @@ class Model {
     dqkv_ = View2<R, Exec>("dqkv", N, 3 * D);
     dgu_ = View2<R, Exec>("dgu", N, 2 * F);
     dact_ = View2<R, Exec>("dact", N, F);
+    attn_scratch_ = attention_scratch<R, Exec>(d.B, d.T, d.H, d.D);
+    norm_partial_ = View2<R, Exec>("rmsnorm_partial", kRowChunks, D);
+    embed_partial_ = View3<R, Exec>("embedding_partial", kRowChunks, d.V, D);
     if constexpr (Spec::routed) {
       bank_ = View3<R, Exec>("bank", Spec::bank_size, N, D);
       dbank_ = View3<R, Exec>("dbank", Spec::bank_size, N, D);
       rinv_ = View2<R, Exec>("rinv", Spec::bank_size, N);
       alpha_ = View2<R, Exec>("alpha", src_.total(), N);
-      r_scratch_ = View2<R, Exec>("mixer_r", N, D);
-      ksum_ = View2<R, Exec>("mixer_ksum", N, 2);
+      r_scratch_ = View2<R, Exec>("mixer_r", kRowChunks, D);
+      ksum_ = View2<R, Exec>("mixer_ksum", kRowChunks, 2);
       alpha_means_ = View1<double, Exec>("alpha_means", src_.total());
       slot_ = View1<int, Exec>("src_slot", src_.total());
       kind_ = View1<int, Exec>("src_kind", src_.total());
@@ -186,7 +189,7 @@ class Model {
     linear_backward<R, Exec>(dxn, gP(off_head_, d.V, D), slot2(logits_), slot2(xnf_), cP(off_head_, d.V, D));
     Mat<R, Exec> dtop = variant == Variant::prenorm ? slot2(dres_) : slot2(dh_);
     rmsnorm_backward<R, Exec>(dtop, gV(off_gf_, D), dxn, slot(hbuf_, L), Vec<const R, Exec>(&rstd_(L, 0), N),
-                              cV(off_gf_, D));
+                              cV(off_gf_, D), false, norm_partial_);
     if constexpr (Spec::routed) mix_backward(L);
 
     auto acc = slot2(dres_);  // Block/WAV: suffix sum of the block's slot gradients
@@ -214,15 +217,15 @@ class Model {
       const int64_t goff = (l % 2 == 1) ? lp.g_attn : lp.g_mlp;
       if constexpr (variant == Variant::prenorm) {
         rmsnorm_backward<R, Exec>(slot2(dres_), gV(goff, D), dxn, slot(hbuf_, c),
-                                  Vec<const R, Exec>(&rstd_(c, 0), N), cV(goff, D), true);
+                                  Vec<const R, Exec>(&rstd_(c, 0), N), cV(goff, D), true, norm_partial_);
       } else {
         rmsnorm_backward<R, Exec>(slot2(dh_), gV(goff, D), dxn, slot(hbuf_, c),
-                                  Vec<const R, Exec>(&rstd_(c, 0), N), cV(goff, D));
+                                  Vec<const R, Exec>(&rstd_(c, 0), N), cV(goff, D), false, norm_partial_);
         mix_backward(c);
       }
     }
     Mat<R, Exec> dx0 = Spec::routed ? slot(dbank_, 0) : slot2(dres_);
-    embedding_backward<R, Exec>(gP(off_tok_, d.V, D), gP(off_pos_, d.T, D), dx0, tok, d.T);
+    embedding_backward<R, Exec>(gP(off_tok_, d.V, D), gP(off_pos_, d.T, D), dx0, tok, d.T, embed_partial_);
   }
 
   // Testing hook (WAV v1): reuse the RMS-matching factors κ of the previous forward, so that finite
@@ -262,7 +265,7 @@ class Model {
     add(params_), add(grads_), add(hbuf_), add(xn_), add(rstd_), add(qkv_), add(att_), add(lse_), add(gu_);
     add(act_), add(xnf_), add(logits_), add(dh_), add(dres_), add(dy_), add(dxn_), add(datt_), add(dqkv_);
     add(dgu_), add(dact_), add(bank_), add(dbank_), add(rinv_), add(alpha_), add(r_scratch_), add(ksum_);
-    add(phase_), add(split_), add(kappa_);
+    add(phase_), add(split_), add(kappa_), add(attn_scratch_), add(norm_partial_), add(embed_partial_);
     return n;
   }
 
@@ -302,7 +305,7 @@ class Model {
     Vec<R, Exec> dbeta;
     if constexpr (variant == Variant::wav_v1) dbeta = gV(off_dbias_ + 2 * c, 2);
     mixer_backward<R, Exec>(dbank_, gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), dbeta,
-                            slot2(r_scratch_), ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_,
+                            r_scratch_, ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_,
                             sources_of(c), cV(off_query_ + c * D, D), cV(off_kgain_ + c * D, D));
   }
 
@@ -319,7 +322,8 @@ class Model {
       auto qkv = slot(qkv_, k);
       linear_forward<R, Exec>(qkv, xn, cP(lp.wqkv, 3 * D, D));
       auto att = slot(att_, k);
-      attention_forward<R, Exec>(att, Vec<R, Exec>(&lse_(k, 0), lse_.extent(1)), qkv, d.B, d.T, d.H);
+      attention_forward<R, Exec>(att, Vec<R, Exec>(&lse_(k, 0), lse_.extent(1)), qkv, attn_scratch_, d.B, d.T,
+                                 d.H);
       linear_forward<R, Exec>(y, att, cP(lp.wo, D, D), beta);
     } else {
       rmsnorm_forward<R, Exec>(xn, rstd, h, cV(lp.g_mlp, D));
@@ -343,7 +347,7 @@ class Model {
       linear_backward<R, Exec>(datt, gP(lp.wo, D, D), dY, slot(att_, k), cP(lp.wo, D, D));
       auto dqkv = slot2(dqkv_);
       attention_backward<R, Exec>(dqkv, datt, slot(att_, k), Vec<const R, Exec>(&lse_(k, 0), lse_.extent(1)),
-                                  slot(qkv_, k), d.B, d.T, d.H);
+                                  slot(qkv_, k), attn_scratch_, d.B, d.T, d.H);
       linear_backward<R, Exec>(dxn, gP(lp.wqkv, 3 * D, D), dqkv, slot(xn_, c), cP(lp.wqkv, 3 * D, D));
     } else {
       auto dact = slot2(dact_);
@@ -362,6 +366,9 @@ class Model {
   View2<R, Exec> rstd_, lse_, xnf_, logits_, dh_, dres_, dy_, dxn_, datt_, dqkv_, dgu_, dact_;
   View2<R, Exec> rinv_, alpha_, r_scratch_, ksum_, phase_, split_;
   View1<double, Exec> alpha_means_;
+  View1<R, Exec> attn_scratch_;
+  View2<R, Exec> norm_partial_;
+  View3<R, Exec> embed_partial_;
   View1<int, Exec> slot_, kind_;
   LayerOffsets layer_[NL];
   bool frozen_kappa_ = false;

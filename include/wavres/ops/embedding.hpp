@@ -20,20 +20,34 @@ void embedding_forward(Mat<R, Exec> x0, Mat<const int32_t, Exec> tokens, Mat<con
 }
 
 // Backward: dE_tok[v, :] += Σ_{(b,t): tok=v} dx0[b·T+t, :],   dE_pos[t, :] += Σ_b dx0[b·T+t, :]
-// Parallel over feature columns so that no two threads touch the same gradient element (no atomics, and the
-// summation order is fixed, which keeps runs bit-reproducible).
+// Positions: one work item per t. Tokens: per row chunk into `partial` [kRowChunks, V, D], then summed in
+// chunk order — no atomics, and the same sums in the same order on every run.
 template <class R, class Exec>
 void embedding_backward(Mat<R, Exec> dE_tok, Mat<R, Exec> dE_pos, Mat<const R, Exec> dx0,
-                        Mat<const int32_t, Exec> tokens, int T) {
-  const int64_t N = dx0.extent(0), D = dx0.extent(1);
+                        Mat<const int32_t, Exec> tokens, int T, View3<R, Exec> partial = {}) {
+  const int64_t N = dx0.extent(0), D = dx0.extent(1), V = dE_tok.extent(0), B = N / T;
+  if (partial.extent(0) < size_t(kRowChunks) || partial.extent(1) < size_t(V) || partial.extent(2) < size_t(D))
+    partial = View3<R, Exec>("embedding_partial", kRowChunks, V, D);
   Kokkos::parallel_for(
-      "embedding_backward", Range<Exec>(0, D), KOKKOS_LAMBDA(int64_t d) {
-        for (int64_t i = 0; i < N; ++i) {
-          const int64_t b = i / T, t = i % T;
-          const R g = dx0(i, d);
-          dE_tok(tokens(b, t), d) += g;
-          dE_pos(t, d) += g;
+      "embedding_backward_pos", Range<Exec>(0, T), KOKKOS_LAMBDA(int64_t t) {
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t d = 0; d < D; ++d) dE_pos(t, d) += dx0(b * T + t, d);
+      });
+  Kokkos::parallel_for(
+      "embedding_backward_tok", Range<Exec>(0, kRowChunks), KOKKOS_LAMBDA(int64_t c) {
+        for (int64_t v = 0; v < V; ++v)
+          for (int64_t d = 0; d < D; ++d) partial(c, v, d) = 0;
+        for (int64_t i = N * c / kRowChunks; i < N * (c + 1) / kRowChunks; ++i) {
+          const int tok = tokens(i / T, i % T);
+          for (int64_t d = 0; d < D; ++d) partial(c, tok, d) += dx0(i, d);
         }
+      });
+  Kokkos::parallel_for(
+      "embedding_backward_sum", Range<Exec>(0, V * D), KOKKOS_LAMBDA(int64_t k) {
+        const int64_t v = k / D, d = k % D;
+        R acc = 0;
+        for (int c = 0; c < kRowChunks; ++c) acc += partial(c, v, d);
+        dE_tok(v, d) += acc;
       });
 }
 

@@ -42,6 +42,7 @@ void wav_details_forward(View3<R, Exec> bank, View2<R, Exec> rinv, Mat<R, Exec> 
   Kokkos::parallel_for(
       "wav_details_forward", Range<Exec>(0, phase.extent(0)), KOKKOS_LAMBDA(int64_t i) {
         R sb = 0, sp = 0, ss = 0;
+        WAVRES_SIMD_SUM(sb, sp, ss)
         for (int64_t d = 0; d < D; ++d) {
           sb += bank(summary, i, d) * bank(summary, i, d);
           sp += phase(i, d) * phase(i, d);

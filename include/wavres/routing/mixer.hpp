@@ -31,6 +31,7 @@ void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> ba
         for (int j = 0; j < n; ++j) {
           const int sj = slot(start + j);
           R dot = 0;
+          WAVRES_SIMD_SUM(dot)
           for (int64_t d = 0; d < D; ++d) dot += w(d) * g(d) * bank(sj, i, d);
           const int k = kind(start + j);
           const R s = dot * rinv(sj, i) + (has_beta && k > 0 ? beta(k - 1) : R(0));
@@ -57,55 +58,57 @@ void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> ba
 // Backward, per token with G = ∂loss/∂h_c, q̂ = w ⊙ g:
 //   δ_j = α_j ⟨G, v_j − h_c⟩
 //   ∂v_j += α_j G + (δ_j/ρ_j) (q̂ − (⟨q̂,u_j⟩/D) u_j)
-//   r = Σ_j δ_j u_j  (per token, into scratch),  ksum[k] = Σ_{j of kind k} δ_j
-// then, summed over tokens: ∂w += g ⊙ Σ r,  ∂g += w ⊙ Σ r,  ∂β_k += Σ ksum[k].
+//   r = Σ_j δ_j u_j,  ksum[k] = Σ_{j of kind k} δ_j      (summed per row chunk into r_part / k_part)
+// then over the chunks: ∂w += g ⊙ Σ r,  ∂g += w ⊙ Σ r,  ∂β_k += Σ ksum[k].
 template <class R, class Exec>
 void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<R, Exec> dbeta,
-                    Mat<R, Exec> r_scratch, View2<R, Exec> ksum_scratch, Mat<const R, Exec> G,
-                    Mat<const R, Exec> h, View2<const R, Exec> alpha, View3<const R, Exec> bank,
-                    View2<const R, Exec> rinv, MixerSources<Exec> src, Vec<const R, Exec> w,
-                    Vec<const R, Exec> g) {
+                    View2<R, Exec> r_part, View2<R, Exec> k_part, Mat<const R, Exec> G, Mat<const R, Exec> h,
+                    View2<const R, Exec> alpha, View3<const R, Exec> bank, View2<const R, Exec> rinv,
+                    MixerSources<Exec> src, Vec<const R, Exec> w, Vec<const R, Exec> g) {
   const int64_t N = h.extent(0), D = h.extent(1);
   const int start = src.start, n = src.n;
   const bool has_beta = dbeta.extent(0) > 0;
   auto slot = src.slot;
   auto kind = src.kind;
   Kokkos::parallel_for(
-      "mixer_backward", Range<Exec>(0, N), KOKKOS_LAMBDA(int64_t i) {
-        R gh = 0;
-        for (int64_t d = 0; d < D; ++d) {
-          gh += G(i, d) * h(i, d);
-          r_scratch(i, d) = 0;
-        }
+      "mixer_backward", Range<Exec>(0, kRowChunks), KOKKOS_LAMBDA(int64_t c) {
+        R* r = &r_part(c, 0);
+        for (int64_t d = 0; d < D; ++d) r[d] = 0;
         R ks[2] = {0, 0};
-        for (int j = 0; j < n; ++j) {
-          const int sj = slot(start + j);
-          R gv = 0, qv = 0;
-          for (int64_t d = 0; d < D; ++d) {
-            const R v = bank(sj, i, d);
-            gv += G(i, d) * v;
-            qv += w(d) * g(d) * v;
+        for (int64_t i = N * c / kRowChunks; i < N * (c + 1) / kRowChunks; ++i) {
+          R gh = 0;
+          WAVRES_SIMD_SUM(gh)
+          for (int64_t d = 0; d < D; ++d) gh += G(i, d) * h(i, d);
+          for (int j = 0; j < n; ++j) {
+            const int sj = slot(start + j);
+            R gv = 0, qv = 0;
+            WAVRES_SIMD_SUM(gv, qv)
+            for (int64_t d = 0; d < D; ++d) {
+              const R v = bank(sj, i, d);
+              gv += G(i, d) * v;
+              qv += w(d) * g(d) * v;
+            }
+            const R a = alpha(start + j, i), ri = rinv(sj, i);
+            const R delta = a * (gv - gh);
+            const R c1 = delta * ri, c2 = delta * ri * ri * (qv * ri) / R(D);
+            for (int64_t d = 0; d < D; ++d) {
+              const R v = bank(sj, i, d);
+              dbank(sj, i, d) += a * G(i, d) + c1 * w(d) * g(d) - c2 * v;
+              r[d] += c1 * v;
+            }
+            const int k = kind(start + j);
+            if (k > 0) ks[k - 1] += delta;
           }
-          const R a = alpha(start + j, i), ri = rinv(sj, i);
-          const R delta = a * (gv - gh);
-          const R c1 = delta * ri, c2 = delta * ri * ri * (qv * ri) / R(D);
-          for (int64_t d = 0; d < D; ++d) {
-            const R v = bank(sj, i, d);
-            dbank(sj, i, d) += a * G(i, d) + c1 * w(d) * g(d) - c2 * v;
-            r_scratch(i, d) += c1 * v;
-          }
-          const int k = kind(start + j);
-          if (k > 0) ks[k - 1] += delta;
         }
         if (has_beta) {
-          ksum_scratch(i, 0) = ks[0];
-          ksum_scratch(i, 1) = ks[1];
+          k_part(c, 0) = ks[0];
+          k_part(c, 1) = ks[1];
         }
       });
   Kokkos::parallel_for(
       "mixer_backward_params", Range<Exec>(0, D), KOKKOS_LAMBDA(int64_t d) {
         R acc = 0;
-        for (int64_t i = 0; i < N; ++i) acc += r_scratch(i, d);
+        for (int c = 0; c < kRowChunks; ++c) acc += r_part(c, d);
         dw(d) += g(d) * acc;
         dg(d) += w(d) * acc;
       });
@@ -113,7 +116,7 @@ void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<
     Kokkos::parallel_for(
         "mixer_backward_beta", Range<Exec>(0, 2), KOKKOS_LAMBDA(int64_t k) {
           R acc = 0;
-          for (int64_t i = 0; i < N; ++i) acc += ksum_scratch(i, k);
+          for (int c = 0; c < kRowChunks; ++c) acc += k_part(c, k);
           dbeta(k) += acc;
         });
 }
@@ -125,6 +128,7 @@ void source_rinv(View2<R, Exec> rinv, View3<const R, Exec> bank, int slot) {
   Kokkos::parallel_for(
       "source_rinv", Range<Exec>(0, bank.extent(1)), KOKKOS_LAMBDA(int64_t i) {
         R ss = 0;
+        WAVRES_SIMD_SUM(ss)
         for (int64_t d = 0; d < D; ++d) ss += bank(slot, i, d) * bank(slot, i, d);
         rinv(slot, i) = R(1) / kmath::sqrt(ss / R(D) + R(1e-6));
       });

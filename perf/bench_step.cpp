@@ -1,0 +1,165 @@
+// Times a full training step (forward, backward, AdamW) of one grid configuration and reports tokens/s,
+// achieved GFLOP/s against the machine's measured FP32 peak, memory, and a per-op breakdown.
+//
+// FLOPs are counted analytically per step (forward ×3 for forward+backward, the usual convention):
+//   per token, per layer: 2·(4D² + 3DF) for the seven projections + 2·D·(T+1) for causal QKᵀ and PV
+//   (on average (T+1)/2 keys per query, 2 matmuls, 2 FLOPs per multiply-add); plus 2·D·V for the head.
+// Mixer and elementwise work is not counted: it is the overhead that routing adds.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+#include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#include "kernel_profiler.hpp"
+#include "wavres/cli/blas_env.hpp"
+#include "wavres/cli/options.hpp"
+#include "wavres/model/model.hpp"
+#include "wavres/optim/adamw.hpp"
+
+using namespace wavres;
+using Spec = ModelSpec<Variant::WAVRES_VARIANT, WAVRES_LAYERS, WAVRES_BLOCK>;
+using Exec = Kokkos::DefaultExecutionSpace;
+
+// FP32 peak of the host: every thread runs independent FMA chains (24 x 16 lanes) for a fixed count.
+static double measure_fp32_peak_gflops() {
+#if defined(__AVX512F__)
+  const long iters = 20'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float sink = 0;
+#pragma omp parallel reduction(+ : sink)
+    {
+      __m512 acc[24];
+      for (int k = 0; k < 24; ++k) acc[k] = _mm512_set1_ps(0.001f * float(k));
+      const __m512 a = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(0.0001f);
+      for (long i = 0; i < iters / 24; ++i)
+        for (int k = 0; k < 24; ++k) acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+      __m512 s = acc[0];
+      for (int k = 1; k < 24; ++k) s = _mm512_add_ps(s, acc[k]);
+      sink += _mm512_reduce_add_ps(s);
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double flops = double(omp_get_max_threads()) * double(iters / 24 * 24) * 16 * 2;
+    best = std::max(best, flops / secs / 1e9);
+    if (sink == 12345.f) std::puts("");
+  }
+  return best;
+#else
+  return 0;  // unknown: reported as n/a
+#endif
+}
+
+static double step_flops(const Dims& d) {
+  const double D = d.D, F = d.F, T = d.T, V = d.V, tokens = double(d.B) * d.T;
+  const double per_token = Spec::n_layer * (2 * (4 * D * D + 3 * D * F) + 2 * D * (T + 1)) + 2 * D * V;
+  return 3 * tokens * per_token;
+}
+
+int main(int argc, char** argv) {
+  ensure_blas_coretype(argc, argv);
+  std::vector<char*> args{argv[0], const_cast<char*>("train")};
+  int timed = 5, warmup = 2;
+  bool profile = true, json = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--timed" && i + 1 < argc) timed = std::stoi(argv[++i]);
+    else if (a == "--warmup" && i + 1 < argc) warmup = std::stoi(argv[++i]);
+    else if (a == "--no-profile") profile = false;
+    else if (a == "--json") json = true;
+    else args.push_back(argv[i]);
+  }
+  Options o;
+  try {
+    o = parse_options(int(args.size()), args.data(), "", "");
+  } catch (const UsageError& e) {
+    std::cerr << "bench: " << e.what() << "\n";
+    return 2;
+  }
+  Kokkos::ScopeGuard guard(argc, argv);
+  perf::KernelProfiler::install();
+  Dims d = o.dims;
+  d.V = 27;
+  Model<Spec, float, Exec> model(d);
+  model.init_params(o.seed, 0.0);
+  View1<float, Exec> m("m", model.table().total), v("v", model.table().total);
+  View2<int32_t, Exec> tokens("tokens", d.B, d.T + 1);
+  {
+    auto h = Kokkos::create_mirror_view(tokens);
+    Rng rng(o.seed);
+    for (int b = 0; b < d.B; ++b)
+      for (int t = 0; t <= d.T; ++t) h(b, t) = int32_t(rng.below(d.V));
+    Kokkos::deep_copy(tokens, h);
+  }
+  AdamWConfig cfg;
+  int64_t step = 0;
+  auto train_step = [&] {
+    model.loss_and_grad(tokens);
+    const double gn = global_grad_norm<float, Exec>(model.grads());
+    adamw_step<float, Exec>(model.params(), model.grads(), m, v, model.table().decay_end, 1e-4, ++step, gn, cfg);
+    Kokkos::fence();
+  };
+  for (int i = 0; i < warmup; ++i) train_step();
+  std::vector<double> times;
+  for (int i = 0; i < timed; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    train_step();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  const double med = times[times.size() / 2];
+  const double tokens_per_s = double(d.B) * d.T / med;
+  const double gflops = step_flops(d) / med / 1e9;
+  const double peak = measure_fp32_peak_gflops();
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const double rss_mib = double(ru.ru_maxrss) / 1024.0;
+  const double alloc_mib = double(model.bytes_allocated() + 3 * m.span() * sizeof(float)) / (1 << 20);
+
+  if (json) {
+    std::printf(
+        "{\"config\":\"%s\",\"variant\":\"%s\",\"n_layer\":%d,\"d_model\":%d,\"heads\":%d,\"d_ff\":%d,\"seq_len\":%d,"
+        "\"batch\":%d,\"threads\":%d,\"median_step_s\":%.4f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,"
+        "\"peak_gflops\":%.1f,\"peak_rss_mib\":%.1f,\"allocated_mib\":%.1f}\n",
+        Spec::name().c_str(), variant_name(Spec::variant), Spec::n_layer, d.D, d.H, d.F, d.T, d.B,
+        int(Exec().concurrency()), med, tokens_per_s, gflops, peak, rss_mib, alloc_mib);
+  } else {
+    std::printf("%s  D=%d H=%d F=%d T=%d B=%d  %s x%d\n", Spec::name().c_str(), d.D, d.H, d.F, d.T, d.B,
+                Exec::name(), int(Exec().concurrency()));
+    std::printf("  step (median of %d): %.3f s   %.0f tokens/s   %.1f GFLOP/s", timed, med, tokens_per_s, gflops);
+    if (peak > 0) std::printf(" = %.1f %% of the measured FP32 peak %.0f GFLOP/s", 100 * gflops / peak, peak);
+    std::printf("\n  memory: %.0f MiB allocated by the model + optimizer, peak RSS %.0f MiB\n", alloc_mib, rss_mib);
+  }
+  if (profile && !json) {
+    perf::KernelProfiler::reset();
+    perf::KernelProfiler::enabled() = true;
+    const auto t0 = std::chrono::steady_clock::now();
+    train_step();
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    perf::KernelProfiler::enabled() = false;
+    std::map<std::string, double> cat;
+    std::vector<std::pair<double, std::string>> kernels;
+    for (auto& [k, e] : perf::KernelProfiler::table()) {
+      cat[perf::category_of(k)] += e.seconds;
+      kernels.push_back({e.seconds, k});
+    }
+    std::printf("  per-op breakdown of one profiled step (%.3f s):\n", total);
+    std::vector<std::pair<double, std::string>> cats;
+    double covered = 0;
+    for (auto& [c, s] : cat) cats.push_back({s, c}), covered += s;
+    std::sort(cats.rbegin(), cats.rend());
+    for (auto& [s, c] : cats) std::printf("    %-22s %8.1f ms  %5.1f %%\n", c.c_str(), 1e3 * s, 100 * s / total);
+    std::printf("    %-22s %8.1f ms  %5.1f %%\n", "(host glue)", 1e3 * (total - covered), 100 * (total - covered) / total);
+    std::sort(kernels.rbegin(), kernels.rend());
+    std::printf("  top kernels:\n");
+    for (size_t i = 0; i < std::min<size_t>(8, kernels.size()); ++i)
+      std::printf("    %-40s %8.1f ms\n", kernels[i].second.c_str(), 1e3 * kernels[i].first);
+  }
+  return 0;
+}
