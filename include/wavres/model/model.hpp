@@ -25,6 +25,7 @@
 #include "wavres/routing/accumulate.hpp"
 #include "wavres/routing/mixer.hpp"
 #include "wavres/routing/sources.hpp"
+#include "wavres/routing/two_phase.hpp"
 
 namespace wavres {
 
@@ -78,6 +79,18 @@ class Model {
       for (int e = 0; e < src_.total(); ++e) hs(e) = src_.bank[e], hk(e) = src_.kind[e];
       Kokkos::deep_copy(slot_, hs);
       Kokkos::deep_copy(kind_, hk);
+    }
+    if constexpr (is_blocked(variant)) {
+      constexpr int S = Spec::S;
+      static_assert(S <= kMaxBlockSublayers, "block size above kMaxBlockSublayers (two-phase mixer scratch)");
+      apart_ = View3<R, Exec>("mixer_block_partial", S, N, D);
+      mpart_ = View2<R, Exec>("mixer_block_max", S, N);
+      lpart_ = View2<R, Exec>("mixer_block_sum", S, N);
+      qhat_ = View2<R, Exec>("mixer_block_qhat", S, D);
+      block_starts_ = View1<int, Exec>("mixer_block_starts", Spec::N * S);
+      auto h = Kokkos::create_mirror_view(block_starts_);
+      for (int c = 0; c < L; ++c) h(c) = src_.start[c];
+      Kokkos::deep_copy(block_starts_, h);
     }
     if constexpr (variant == Variant::wav_v1) {
       phase_ = View2<R, Exec>("phase_acc", N, D);
@@ -141,7 +154,12 @@ class Model {
     for (int l = 1; l <= L; ++l) {
       const int c = l - 1;
       Mat<R, Exec> h = slot(hbuf_, c);
-      if constexpr (Spec::routed) mix_forward(c);
+      if constexpr (is_blocked(variant)) {
+        if (two_phase_) block_mix_forward(l);
+        else mix_forward(c);
+      } else if constexpr (Spec::routed) {
+        mix_forward(c);
+      }
       // where y_l goes: PreNorm adds it onto a copy of h_l (beta = 1 fuses the residual into the gemm)
       Mat<R, Exec> y;
       R beta = 0;
@@ -231,6 +249,8 @@ class Model {
   // Testing hook (WAV v1): reuse the RMS-matching factors κ of the previous forward, so that finite
   // differences see κ as the constant the spec's stop-gradient makes it.
   void freeze_kappa(bool on) { frozen_kappa_ = on; }
+  // Block/WAV: evaluate the mixer in two phases (routing/two_phase.hpp; the default) or consumer by consumer.
+  void set_two_phase(bool on) { two_phase_ = on; }
 
   double loss_and_grad(View2<int32_t, Exec> tokens) {
     const double loss = forward(tokens, true);
@@ -266,6 +286,7 @@ class Model {
     add(act_), add(xnf_), add(logits_), add(dh_), add(dres_), add(dy_), add(dxn_), add(datt_), add(dqkv_);
     add(dgu_), add(dact_), add(bank_), add(dbank_), add(rinv_), add(alpha_), add(r_scratch_), add(ksum_);
     add(phase_), add(split_), add(kappa_), add(attn_scratch_), add(norm_partial_), add(embed_partial_);
+    add(apart_), add(mpart_), add(lpart_), add(qhat_);
     return n;
   }
 
@@ -300,6 +321,23 @@ class Model {
     mixer_forward<R, Exec>(slot(hbuf_, c), alpha_, bank_, rinv_, sources_of(c), cV(off_query_ + c * D, D),
                            cV(off_kgain_ + c * D, D), beta_row(c));
   }
+  // Block/WAV forward mixing of sublayer l: phase 1 for the whole block at its first sublayer, then the merge.
+  void block_mix_forward(int l) {
+    constexpr int S = Spec::S;
+    const int64_t D = dims_.D;
+    const int n = (l - 1) / S + 1, i = (l - 1) % S + 1, c0 = (n - 1) * S, c = l - 1;
+    const int nc = src_.count(c0);
+    if (i == 1) {
+      mixer_block_queries<R, Exec>(slot2(qhat_), cP(off_query_ + c0 * D, S, D), cP(off_kgain_ + c0 * D, S, D));
+      Mat<const R, Exec> beta;
+      if constexpr (variant == Variant::wav_v1) beta = cP(off_dbias_ + 2 * c0, S, 2);
+      mixer_block_phase1<R, Exec>(apart_, mpart_, lpart_, alpha_, bank_, rinv_, slot_, kind_, block_starts_, c0, S,
+                                  nc, slot2(qhat_), beta);
+    }
+    mixer_block_merge<R, Exec>(slot(hbuf_, c), alpha_, bank_, rinv_, apart_, mpart_, lpart_, slot2(qhat_), i - 1,
+                               src_.start[c], nc, i >= 2 ? c0 + i - 1 : -1);
+  }
+
   void mix_backward(int c) {
     const int64_t D = dims_.D;
     Vec<R, Exec> dbeta;
@@ -372,6 +410,10 @@ class Model {
   View1<int, Exec> slot_, kind_;
   LayerOffsets layer_[NL];
   bool frozen_kappa_ = false;
+  bool two_phase_ = true;
+  View3<R, Exec> apart_;
+  View2<R, Exec> mpart_, lpart_, qhat_;
+  View1<int, Exec> block_starts_;
   int64_t off_tok_ = 0, off_pos_ = 0, off_head_ = 0, off_gf_ = 0, off_query_ = 0, off_kgain_ = 0, off_dbias_ = 0;
 };
 

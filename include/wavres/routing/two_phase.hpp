@@ -1,0 +1,102 @@
+// Two-phase evaluation of the depth mixer for Block AttnRes and WAV v1 (same result as mixer_forward).
+//
+// All S consumers of block n see the same completed sources C_n = [b_0, b_1, (π̃_1, σ̃_1), …, b_{n-1}, …];
+// only the running partial b_n^{i-1} differs. Phase 1, once per block, scores every consumer's query against
+// C_n and accumulates its unnormalised partial output, reading each source twice instead of S times:
+//   s_pj = ⟨q̂_p, u_j⟩ + β_p,kind(j),   m_p = max_j s_pj,   l_p = Σ_j e^{s_pj − m_p},   a_p = Σ_j e^{s_pj − m_p} v_j
+// Phase 2, at consumer p (position i = p+1), merges the partial source with an online-softmax correction:
+//   s* = ⟨q̂_p, u_{b^{i-1}}⟩,  m' = max(m_p, s*),  f = e^{m_p − m'},  e = e^{s* − m'},  L = f·l_p + e
+//   h = (f·a_p + e·b^{i-1}) / L,   α_j = e^{s_pj − m_p}·f / L,   α_partial = e / L
+#pragma once
+#include "wavres/core/math.hpp"
+#include "wavres/core/types.hpp"
+#include "wavres/routing/mixer.hpp"
+
+namespace wavres {
+
+constexpr int kMaxBlockSublayers = 64;
+
+// q̂_p = w_p ⊙ g_p for the block's consumers, once per block.
+template <class R, class Exec>
+void mixer_block_queries(Mat<R, Exec> qhat, Mat<const R, Exec> w, Mat<const R, Exec> g) {
+  const int64_t D = w.extent(1);
+  Kokkos::parallel_for(
+      "mixer_block_queries", Range<Exec>(0, w.extent(0) * D),
+      KOKKOS_LAMBDA(int64_t k) { qhat(k / D, k % D) = w(k / D, k % D) * g(k / D, k % D); });
+}
+
+// Phase 1. starts[soff + p] = first source-table entry of consumer p; the first nc entries of every consumer are C_n.
+// Leaves e^{s_pj − m_p} in alpha(starts[p] + j, i), and a_p, m_p, l_p in apart(p, i, :), mpart(p, i), lpart(p, i).
+template <class R, class Exec>
+void mixer_block_phase1(View3<R, Exec> apart, View2<R, Exec> mpart, View2<R, Exec> lpart, View2<R, Exec> alpha,
+                        View3<const R, Exec> bank, View2<const R, Exec> rinv, View1<int, Exec> slot,
+                        View1<int, Exec> kind, View1<int, Exec> starts, int soff, int S, int nc, Mat<const R, Exec> qhat,
+                        Mat<const R, Exec> beta) {
+  const int64_t D = bank.extent(2);
+  const bool has_beta = beta.data() != nullptr;
+  Kokkos::parallel_for(
+      "mixer_block_phase1", Range<Exec>(0, bank.extent(1)), KOKKOS_LAMBDA(int64_t i) {
+        R m[kMaxBlockSublayers], l[kMaxBlockSublayers];
+        for (int p = 0; p < S; ++p) m[p] = R(-1e30), l[p] = 0;
+        const int s0 = starts(soff);
+        for (int j = 0; j < nc; ++j) {
+          const int sj = slot(s0 + j), kj = kind(s0 + j);
+          const R ri = rinv(sj, i);
+          for (int p = 0; p < S; ++p) {
+            R dot = 0;
+            WAVRES_SIMD_SUM(dot)
+            for (int64_t d = 0; d < D; ++d) dot += qhat(p, d) * bank(sj, i, d);
+            const R s = dot * ri + (has_beta && kj > 0 ? beta(p, kj - 1) : R(0));
+            alpha(starts(soff + p) + j, i) = s;
+            m[p] = s > m[p] ? s : m[p];
+          }
+        }
+        for (int p = 0; p < S; ++p) {
+          for (int j = 0; j < nc; ++j) {
+            const R e = kmath::exp(alpha(starts(soff + p) + j, i) - m[p]);
+            alpha(starts(soff + p) + j, i) = e;
+            l[p] += e;
+          }
+          mpart(p, i) = m[p];
+          lpart(p, i) = l[p];
+          for (int64_t d = 0; d < D; ++d) apart(p, i, d) = 0;
+        }
+        for (int j = 0; j < nc; ++j) {
+          const int sj = slot(s0 + j);
+          for (int p = 0; p < S; ++p) {
+            const R e = alpha(starts(soff + p) + j, i);
+            for (int64_t d = 0; d < D; ++d) apart(p, i, d) += e * bank(sj, i, d);
+          }
+        }
+      });
+}
+
+// Phase 2 for the consumer at block position p (partial_slot < 0 at p = 0: no partial source yet).
+template <class R, class Exec>
+void mixer_block_merge(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> bank, View2<const R, Exec> rinv,
+                       View3<const R, Exec> apart, View2<const R, Exec> mpart, View2<const R, Exec> lpart,
+                       Mat<const R, Exec> qhat, int p, int start, int nc, int partial_slot) {
+  const int64_t D = h.extent(1);
+  Kokkos::parallel_for(
+      "mixer_block_merge", Range<Exec>(0, h.extent(0)), KOKKOS_LAMBDA(int64_t i) {
+        const R m = mpart(p, i), l = lpart(p, i);
+        R f = 1, e = 0, L = l;
+        if (partial_slot >= 0) {
+          R dot = 0;
+          WAVRES_SIMD_SUM(dot)
+          for (int64_t d = 0; d < D; ++d) dot += qhat(p, d) * bank(partial_slot, i, d);
+          const R s = dot * rinv(partial_slot, i);
+          const R mm = s > m ? s : m;
+          f = kmath::exp(m - mm);
+          e = kmath::exp(s - mm);
+          L = f * l + e;
+        }
+        const R inv = R(1) / L, fa = f * inv, ea = e * inv;
+        for (int64_t d = 0; d < D; ++d)
+          h(i, d) = fa * apart(p, i, d) + (partial_slot >= 0 ? ea * bank(partial_slot, i, d) : R(0));
+        for (int j = 0; j < nc; ++j) alpha(start + j, i) *= fa;
+        if (partial_slot >= 0) alpha(start + nc, i) = ea;
+      });
+}
+
+}  // namespace wavres
