@@ -1,8 +1,9 @@
 # wavres_add_experiment(<name> VARIANT prenorm|full|block|wav LAYERS <n_layer> DATASET text8|tinystories
-#                       [BLOCK <sublayers>])
-# Declares one experiment executable with train/eval/dump; BLOCK defaults to the spec's size for that depth.
+#                       [BLOCK <sublayers>] [EXEC_SPACE <Kokkos execution space>])
+# Declares one experiment executable with train/eval/dump; BLOCK defaults to the spec's size for that depth,
+# EXEC_SPACE to Kokkos::DefaultExecutionSpace (e.g. Kokkos::Serial for backend comparisons).
 function(wavres_add_experiment name)
-  cmake_parse_arguments(E "" "VARIANT;LAYERS;BLOCK;DATASET" "" ${ARGN})
+  cmake_parse_arguments(E "" "VARIANT;LAYERS;BLOCK;DATASET;EXEC_SPACE" "" ${ARGN})
   set(variants prenorm full block wav)
   set(enums prenorm full_attnres block_attnres wav_v1)
   list(FIND variants "${E_VARIANT}" idx)
@@ -29,4 +30,7 @@ function(wavres_add_experiment name)
   target_compile_definitions(${name} PRIVATE WAVRES_VARIANT=${enum} WAVRES_LAYERS=${E_LAYERS} "WAVRES_BLOCK=${block}"
     WAVRES_EXPERIMENT="${name}" WAVRES_DATASET="${E_DATASET}"
     WAVRES_DEFAULT_DATA_DIR="${WAVRES_DATA_DIR}")
+  if(E_EXEC_SPACE)
+    target_compile_definitions(${name} PRIVATE WAVRES_EXEC_SPACE=${E_EXEC_SPACE})
+  endif()
 endfunction()

@@ -367,7 +367,7 @@ class Experiment {
 };
 
 // main() of an experiment executable.
-template <class Spec>
+template <class Spec, class Exec = Kokkos::DefaultExecutionSpace>
 int experiment_main(int argc, char** argv, const std::string& name, const std::string& dataset,
                     const std::string& default_data) {
   ensure_blas_coretype(argc, argv);
@@ -384,7 +384,7 @@ int experiment_main(int argc, char** argv, const std::string& name, const std::s
   }
   Kokkos::ScopeGuard kokkos(argc, argv);
   try {
-    return Experiment<Spec>(o, name, dataset).run();
+    return Experiment<Spec, Exec>(o, name, dataset).run();
   } catch (const RunError& e) {
     std::cerr << "\n" << name << ": error: " << e.what() << "\n";
     return e.code;
