@@ -121,3 +121,21 @@ BOOST_AUTO_TEST_CASE(full_resume) { resume_is_bit_identical<ModelSpec<Variant::f
 BOOST_AUTO_TEST_CASE(block_resume) { resume_is_bit_identical<ModelSpec<Variant::block_attnres, 4, 4>>("block"); }
 BOOST_AUTO_TEST_CASE(wav_resume) { resume_is_bit_identical<ModelSpec<Variant::wav_v1, 4, 4>>("wav"); }
 BOOST_AUTO_TEST_SUITE_END()
+
+// The up-front memory check uses Model::bytes_required(); it must describe what the constructor allocates.
+template <class Spec>
+void bytes_required_matches() {
+  Dims d;
+  d.B = 4, d.T = 32, d.D = 64, d.H = 4, d.F = 96, d.V = 27;
+  Model<Spec, float, Kokkos::DefaultExecutionSpace> m(d);
+  const double want = double(m.bytes_allocated()), got = double(decltype(m)::bytes_required(d));
+  BOOST_TEST_MESSAGE(Spec::name() << ": bytes_required " << got << ", allocated " << want);
+  BOOST_TEST(std::abs(got - want) / want < 0.02);
+}
+
+BOOST_AUTO_TEST_CASE(memory_estimate_matches_allocation) {
+  bytes_required_matches<ModelSpec<Variant::prenorm, 4>>();
+  bytes_required_matches<ModelSpec<Variant::full_attnres, 4>>();
+  bytes_required_matches<ModelSpec<Variant::block_attnres, 4, 4>>();
+  bytes_required_matches<ModelSpec<Variant::wav_v1, 4, 4>>();
+}

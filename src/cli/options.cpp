@@ -81,7 +81,7 @@ Options parse_options(int argc, char** argv, const std::string& default_out, con
     else if (a == "--d-ff") o.dims.F = int(to_int(a, v, 1, 1 << 18));
     else if (a == "--seq-len") o.dims.T = int(to_int(a, v, 1, 1 << 16));
     else if (a == "--batch") o.dims.B = int(to_int(a, v, 1, 1 << 16));
-    else if (a == "--steps") o.steps = to_int(a, v, 1, big);
+    else if (a == "--steps") o.steps = to_int(a, v, 1, big), o.steps_given = true;
     else if (a == "--lr") o.lr = to_double(a, v, 1e-12, 10.0);
     else if (a == "--warmup-frac") o.warmup_frac = to_double(a, v, 0.0, 1.0);
     else if (a == "--seed") o.seed = uint64_t(to_int(a, v, 0, big));

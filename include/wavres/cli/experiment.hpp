@@ -10,6 +10,7 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <unistd.h>
 #include "wavres/cli/blas_env.hpp"
 #include "wavres/cli/options.hpp"
 #include "wavres/cli/progress.hpp"
@@ -160,6 +161,7 @@ class Experiment {
     }
     Corpus corpus = open_corpus(ckpt.get());
     const Dims& d = o_.dims;
+    check_memory(3);
     M model(d);
     View1<float, Exec> adam_m("adam_m", model.table().total), adam_v("adam_v", model.table().total);
     TrainState st;
@@ -169,6 +171,12 @@ class Experiment {
       read_flat(*ckpt, "/optimizer/v/", model.table(), adam_v);
       st = read_train_state(*ckpt);
       ckpt.reset();
+      if (o_.steps_given && o_.steps != st.total_steps) {
+        if (!o_.quiet)
+          std::cerr << name_ << ": --steps " << o_.steps << " replaces the checkpoint's " << st.total_steps
+                    << " (the cosine schedule is stretched from here on)\n";
+        st.total_steps = o_.steps;
+      }
     } else {
       model.init_params(o_.seed, o_.routing_init_std);
       st.total_steps = o_.steps;
@@ -241,6 +249,7 @@ class Experiment {
       corpus.gather(corpus.train(), offsets, d.T, tokens_h.data());
       Kokkos::deep_copy(tokens, tokens_h);
       const double loss = model.loss_and_grad(tokens);
+      if (st.step + 1 == inject_nan_at_) Kokkos::deep_copy(Kokkos::subview(model.grads(), std::make_pair(int64_t(5), int64_t(6))), NAN);
       const double gnorm = global_grad_norm<float, Exec>(model.grads());
       if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
         std::string where = !std::isfinite(loss) ? "the loss" : first_nonfinite(model);
@@ -291,6 +300,21 @@ class Experiment {
     return kOk;
   }
 
+  // Refuse sizes that cannot fit before allocating anything (Linux overcommits: an oversized run would be
+  // killed mid-way instead). extra_param_copies: optimizer moments etc. beyond params and grads.
+  void check_memory(int extra_param_copies) const {
+    if constexpr (!std::is_same_v<typename Exec::memory_space, Kokkos::HostSpace>) return;
+    const double need = double(M::bytes_required(o_.dims)) +
+                        double(extra_param_copies) * double(make_param_table<Spec>(o_.dims).total) * sizeof(float);
+    const double avail = double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+    if (need > 0.9 * avail) {
+      std::ostringstream s;
+      s << "--batch " << o_.dims.B << " x --seq-len " << o_.dims.T << " needs " << std::fixed << std::setprecision(1)
+        << need / double(1 << 30) << " GiB but " << avail / double(1 << 30) << " GiB are available; lower --batch";
+      throw UsageError(s.str());
+    }
+  }
+
   std::string first_nonfinite(M& model) {
     auto g = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.grads());
     for (auto& e : model.table().entries)
@@ -303,6 +327,7 @@ class Experiment {
     H5File f(o_.checkpoint, H5File::Mode::read);
     check_config<Spec>(f, o_.dims, dataset_);
     Corpus corpus = open_corpus(&f);
+    check_memory(0);
     M model(o_.dims);
     read_flat(f, "/params/", model.table(), model.params());
     View2<int32_t, Exec> tokens("tokens", o_.dims.B, o_.dims.T + 1);
@@ -363,6 +388,8 @@ class Experiment {
 
   Options o_;
   std::string name_, dataset_;
+  // Test hook: WAVRES_INJECT_NAN_AT_STEP=k poisons one gradient at step k (non-finite detection path).
+  int64_t inject_nan_at_ = std::getenv("WAVRES_INJECT_NAN_AT_STEP") ? std::atoll(std::getenv("WAVRES_INJECT_NAN_AT_STEP")) : -1;
   std::string start_time_ = now_iso8601();
 };
 
@@ -385,6 +412,9 @@ int experiment_main(int argc, char** argv, const std::string& name, const std::s
   Kokkos::ScopeGuard kokkos(argc, argv);
   try {
     return Experiment<Spec, Exec>(o, name, dataset).run();
+  } catch (const UsageError& e) {
+    std::cerr << name << ": " << e.what() << "\n";
+    return kUsage;
   } catch (const RunError& e) {
     std::cerr << "\n" << name << ": error: " << e.what() << "\n";
     return e.code;

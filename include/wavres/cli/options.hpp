@@ -16,6 +16,7 @@ struct Options {
   std::string command;  // train | eval | dump
   Dims dims;            // dims.V is set from the corpus, not the command line
   int64_t steps = 2000;
+  bool steps_given = false;    // --steps on a resume extends (or shortens) the run's schedule
   double lr = 1e-3;
   double warmup_frac = 0.05;
   uint64_t seed = 1;

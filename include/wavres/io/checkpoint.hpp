@@ -3,6 +3,7 @@
 // never leaves a half-written file under the real name.
 #pragma once
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -29,6 +30,26 @@ struct TrainState {
   std::array<uint64_t, 4> data_rng{};
   int64_t tokens_seen = 0;
 };
+
+// FNV-1a (64 bit) over a tensor's float32 bytes, stored as the attribute "fnv1a64" of every tensor written and
+// verified on load: HDF5 does not checksum raw data, and a flipped bit in a checkpoint must not resume silently.
+inline int64_t fnv1a64(const float* p, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  const auto* b = reinterpret_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  return int64_t(h);
+}
+
+// Test hook for the disk-full path: WAVRES_INJECT_WRITE_FAILURE=N makes the N-th tensor write of this process
+// fail as a full disk would.
+inline void maybe_inject_write_failure(const std::string& file) {
+  static long count = 0;
+  static const long at = [] {
+    const char* e = std::getenv("WAVRES_INJECT_WRITE_FAILURE");
+    return e ? std::atol(e) : 0L;
+  }();
+  if (at > 0 && ++count == at) throw IoError(file + ": No space left on device (injected by WAVRES_INJECT_WRITE_FAILURE)");
+}
 
 // Host copy of a flat device buffer, as float32 per table entry.
 template <class View>
@@ -71,7 +92,9 @@ void write_flat(H5File& f, const std::string& prefix, const ParamTable& t, const
   auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), device_buffer);
   for (auto& e : t.entries) {
     auto v = entry_as_f32(h, e);
+    maybe_inject_write_failure(f.path());
     f.write(prefix + e.name, v.data(), e.dims());
+    f.set_attr(prefix + e.name, "fnv1a64", fnv1a64(v.data(), v.size()));
   }
 }
 
@@ -92,6 +115,8 @@ void read_flat(const H5File& f, const std::string& prefix, const ParamTable& t, 
       throw IoError(f.path() + ": " + path + " has shape " + got + ", expected " + want);
     }
     auto v = f.read_f32(path);
+    if (f.has_attr(path, "fnv1a64") && f.attr_int(path, "fnv1a64") != fnv1a64(v.data(), v.size()))
+      throw IoError(f.path() + ": " + path + " fails its checksum (the file is corrupted)");
     for (int64_t k = 0; k < e.size(); ++k) h(e.offset + k) = typename Flat::non_const_value_type(v[size_t(k)]);
   }
   Kokkos::deep_copy(device_buffer, h);

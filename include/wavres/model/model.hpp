@@ -278,6 +278,26 @@ class Model {
     return out;
   }
 
+  // What the constructor will allocate, in bytes, computed without allocating (for the up-front memory check;
+  // test_training checks it against bytes_allocated()).
+  static int64_t bytes_required(const Dims& d) {
+    const int64_t N = d.rows(), D = d.D, F = d.F, BHT = int64_t(d.B) * d.H * d.T, hd = D / d.H;
+    const int64_t P = make_param_table<Spec>(d).total;
+    int64_t n = 2 * P;                                                          // params, grads
+    n += (L + 1) * N * D + L * N * D + (L + 1) * N;                             // h, xn, rstd
+    n += NL * (N * 3 * D + N * D + BHT + N * 2 * F + N * F);                    // qkv, att, lse, gu, act
+    n += N * D + N * d.V + 5 * N * D + N * 3 * D + N * 2 * F + N * F;           // xnf, logits, scratch
+    n += int64_t(d.B) * d.H * (4 * hd * d.T + 2 * d.T);                         // attention scratch
+    n += kRowChunks * D + kRowChunks * d.V * D;                                 // reduction partials
+    if constexpr (Spec::routed) {
+      const int64_t E = make_source_list<Spec>().total();
+      n += 2 * Spec::bank_size * N * D + Spec::bank_size * N + E * N + kRowChunks * (D + 2) + 2 * E;
+    }
+    if constexpr (is_blocked(variant)) n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D + Spec::N * Spec::S;
+    if constexpr (variant == Variant::wav_v1) n += 2 * N * D + Spec::N * 2 * N;
+    return n * int64_t(sizeof(R));
+  }
+
   // Bytes held by activations, scratch and parameters (+grads), for reports.
   int64_t bytes_allocated() const {
     int64_t n = 0;
