@@ -28,11 +28,14 @@ void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> ba
   Kokkos::parallel_for(
       "mixer_forward", Range<Exec>(0, h.extent(0)), KOKKOS_LAMBDA(int64_t i) {
         R smax = R(-1e30);
+        const R* KOKKOS_RESTRICT wr = w.data();
+        const R* KOKKOS_RESTRICT gr = g.data();
         for (int j = 0; j < n; ++j) {
           const int sj = slot(start + j);
+          const R* KOKKOS_RESTRICT v = &bank(sj, i, 0);
           R dot = 0;
           WAVRES_SIMD_SUM(dot)
-          for (int64_t d = 0; d < D; ++d) dot += w(d) * g(d) * bank(sj, i, d);
+          for (int64_t d = 0; d < D; ++d) dot += wr[d] * gr[d] * v[d];
           const int k = kind(start + j);
           const R s = dot * rinv(sj, i) + (has_beta && k > 0 ? beta(k - 1) : R(0));
           alpha(start + j, i) = s;
@@ -45,12 +48,13 @@ void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> ba
           sum += e;
         }
         const R inv = R(1) / sum;
-        for (int64_t d = 0; d < D; ++d) h(i, d) = 0;
+        R* KOKKOS_RESTRICT hr = &h(i, 0);
+        for (int64_t d = 0; d < D; ++d) hr[d] = 0;
         for (int j = 0; j < n; ++j) {
           const R a = alpha(start + j, i) * inv;
           alpha(start + j, i) = a;
-          const int sj = slot(start + j);
-          for (int64_t d = 0; d < D; ++d) h(i, d) += a * bank(sj, i, d);
+          const R* KOKKOS_RESTRICT v = &bank(slot(start + j), i, 0);
+          for (int64_t d = 0; d < D; ++d) hr[d] += a * v[d];
         }
       });
 }
@@ -72,29 +76,33 @@ void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<
   auto kind = src.kind;
   Kokkos::parallel_for(
       "mixer_backward", Range<Exec>(0, kRowChunks), KOKKOS_LAMBDA(int64_t c) {
-        R* r = &r_part(c, 0);
+        R* KOKKOS_RESTRICT r = &r_part(c, 0);
+        const R* KOKKOS_RESTRICT wr = w.data();
+        const R* KOKKOS_RESTRICT gr = g.data();
         for (int64_t d = 0; d < D; ++d) r[d] = 0;
         R ks[2] = {0, 0};
         for (int64_t i = N * c / kRowChunks; i < N * (c + 1) / kRowChunks; ++i) {
+          const R* KOKKOS_RESTRICT Gi = &G(i, 0);
+          const R* KOKKOS_RESTRICT hi = &h(i, 0);
           R gh = 0;
           WAVRES_SIMD_SUM(gh)
-          for (int64_t d = 0; d < D; ++d) gh += G(i, d) * h(i, d);
+          for (int64_t d = 0; d < D; ++d) gh += Gi[d] * hi[d];
           for (int j = 0; j < n; ++j) {
             const int sj = slot(start + j);
+            const R* KOKKOS_RESTRICT v = &bank(sj, i, 0);
+            R* KOKKOS_RESTRICT dv = &dbank(sj, i, 0);
             R gv = 0, qv = 0;
             WAVRES_SIMD_SUM(gv, qv)
             for (int64_t d = 0; d < D; ++d) {
-              const R v = bank(sj, i, d);
-              gv += G(i, d) * v;
-              qv += w(d) * g(d) * v;
+              gv += Gi[d] * v[d];
+              qv += wr[d] * gr[d] * v[d];
             }
             const R a = alpha(start + j, i), ri = rinv(sj, i);
             const R delta = a * (gv - gh);
             const R c1 = delta * ri, c2 = delta * ri * ri * (qv * ri) / R(D);
             for (int64_t d = 0; d < D; ++d) {
-              const R v = bank(sj, i, d);
-              dbank(sj, i, d) += a * G(i, d) + c1 * w(d) * g(d) - c2 * v;
-              r[d] += c1 * v;
+              dv[d] += a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
+              r[d] += c1 * v[d];
             }
             const int k = kind(start + j);
             if (k > 0) ks[k - 1] += delta;
