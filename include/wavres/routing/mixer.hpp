@@ -74,6 +74,11 @@ void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<
   const bool has_beta = dbeta.extent(0) > 0;
   auto slot = src.slot;
   auto kind = src.kind;
+  // the partials are [kRowChunks, D] and [kRowChunks, 2]; a smaller scratch gets a private one (tests do this)
+  if (r_part.extent(0) < size_t(kRowChunks) || r_part.extent(1) < size_t(D))
+    r_part = View2<R, Exec>("mixer_r_part", kRowChunks, D);
+  if (k_part.extent(0) < size_t(kRowChunks) || k_part.extent(1) < 2)
+    k_part = View2<R, Exec>("mixer_k_part", kRowChunks, 2);
   Kokkos::parallel_for(
       "mixer_backward", Range<Exec>(0, kRowChunks), KOKKOS_LAMBDA(int64_t c) {
         R* KOKKOS_RESTRICT r = &r_part(c, 0);
