@@ -2,7 +2,8 @@
 # The one command of the README, on a fresh Debian 12 machine or an old one:
 #   cmake/wavres.sh demo    install what is missing, build, train a 12-layer PreNorm model on text8 for a few
 #                           minutes (progress bar, validation loss, checkpoint in runs/demo)
-#   cmake/wavres.sh test    install what is missing, build everything, run the whole test suite (ctest)
+#   cmake/wavres.sh test    install what is missing, build everything, run the whole test suite (ctest), then the
+#                           fuzz test under ASan/UBSan (the `asan` preset)
 #   cmake/wavres.sh build   install what is missing and build everything
 # Kokkos and Kokkos Kernels are built once into ~/.cache/wavres (WAVRES_DEPS) and reused.
 set -euo pipefail
@@ -21,6 +22,10 @@ case $cmd in
   test)
     configure
     cmake --build build/openmp -j "$jobs"
+    # the fuzz test of the file readers under AddressSanitizer + UndefinedBehaviorSanitizer (only test_fuzz)
+    cmake --preset asan >/dev/null
+    cmake --build build/asan -j "$jobs"
+    ctest --preset asan
     exec ctest --preset openmp ;;
   build)
     configure

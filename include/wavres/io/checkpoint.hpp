@@ -154,20 +154,23 @@ inline void write_train_state(H5File& f, const TrainState& s) {
 
 inline TrainState read_train_state(const H5File& f) {
   TrainState s;
-  auto one_i64 = [&](const char* p) {
-    auto v = f.read_i64(std::string("/train_state/") + p);
+  auto one = [&](const char* p, auto v) {  // exactly one element, else an IoError naming the dataset
     if (v.size() != 1) throw IoError(f.path() + ": /train_state/" + p + " is not a scalar");
     return v[0];
   };
-  s.step = one_i64("step");
-  s.total_steps = one_i64("total_steps");
-  s.warmup_steps = one_i64("warmup_steps");
-  s.lr_peak = f.read_f64("/train_state/lr_peak").at(0);
-  s.seed = f.read_u64("/train_state/seed").at(0);
-  auto r = f.read_u64("/train_state/data_rng");
+  auto path = [](const char* p) { return std::string("/train_state/") + p; };
+  s.step = one("step", f.read_i64(path("step")));
+  s.total_steps = one("total_steps", f.read_i64(path("total_steps")));
+  s.warmup_steps = one("warmup_steps", f.read_i64(path("warmup_steps")));
+  s.lr_peak = one("lr_peak", f.read_f64(path("lr_peak")));
+  s.seed = one("seed", f.read_u64(path("seed")));
+  auto r = f.read_u64(path("data_rng"));
   if (r.size() != 4) throw IoError(f.path() + ": /train_state/data_rng must hold 4 words");
   for (int i = 0; i < 4; ++i) s.data_rng[size_t(i)] = r[size_t(i)];
-  s.tokens_seen = one_i64("tokens_seen");
+  s.tokens_seen = one("tokens_seen", f.read_i64(path("tokens_seen")));
+  if (s.step < 0 || s.total_steps < 1 || s.step > s.total_steps || s.warmup_steps < 0)
+    throw IoError(f.path() + ": /train_state is inconsistent (step " + std::to_string(s.step) + " of " +
+                  std::to_string(s.total_steps) + ")");
   return s;
 }
 

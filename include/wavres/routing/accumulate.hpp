@@ -15,14 +15,22 @@ void block_accumulate_forward(View3<R, Exec> bank, View2<R, Exec> rinv, int out,
   const bool first = prev < 0, wav = phase.data() != nullptr;
   Kokkos::parallel_for(
       "block_accumulate_forward", Range<Exec>(0, y.extent(0)), KOKKOS_LAMBDA(int64_t i) {
+        const R* KOKKOS_RESTRICT yi = &y(i, 0);
+        R* KOKKOS_RESTRICT out_i = &bank(out, i, 0);
+        const R* KOKKOS_RESTRICT prev_i = first ? nullptr : &bank(prev, i, 0);
         R ss = 0;
+        WAVRES_SIMD_SUM(ss)
         for (int64_t d = 0; d < D; ++d) {
-          const R v = (first ? R(0) : bank(prev, i, d)) + y(i, d);
-          bank(out, i, d) = v;
+          const R v = (first ? R(0) : prev_i[d]) + yi[d];
+          out_i[d] = v;
           ss += v * v;
-          if (wav) {
-            phase(i, d) = (first ? R(0) : phase(i, d)) + cp * y(i, d);
-            split(i, d) = (first ? R(0) : split(i, d)) + cs * y(i, d);
+        }
+        if (wav) {
+          R* KOKKOS_RESTRICT ph = &phase(i, 0);
+          R* KOKKOS_RESTRICT sp = &split(i, 0);
+          for (int64_t d = 0; d < D; ++d) {
+            ph[d] = (first ? R(0) : ph[d]) + cp * yi[d];
+            sp[d] = (first ? R(0) : sp[d]) + cs * yi[d];
           }
         }
         rinv(out, i) = R(1) / kmath::sqrt(ss / R(D) + R(1e-6));

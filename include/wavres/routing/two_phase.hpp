@@ -42,10 +42,12 @@ void mixer_block_phase1(View3<R, Exec> apart, View2<R, Exec> mpart, View2<R, Exe
         for (int j = 0; j < nc; ++j) {
           const int sj = slot(s0 + j), kj = kind(s0 + j);
           const R ri = rinv(sj, i);
+          const R* KOKKOS_RESTRICT v = &bank(sj, i, 0);
           for (int p = 0; p < S; ++p) {
+            const R* KOKKOS_RESTRICT q = &qhat(p, 0);
             R dot = 0;
             WAVRES_SIMD_SUM(dot)
-            for (int64_t d = 0; d < D; ++d) dot += qhat(p, d) * bank(sj, i, d);
+            for (int64_t d = 0; d < D; ++d) dot += q[d] * v[d];
             const R s = dot * ri + (has_beta && kj > 0 ? beta(p, kj - 1) : R(0));
             alpha(starts(soff + p) + j, i) = s;
             m[p] = s > m[p] ? s : m[p];
@@ -59,13 +61,14 @@ void mixer_block_phase1(View3<R, Exec> apart, View2<R, Exec> mpart, View2<R, Exe
           }
           mpart(p, i) = m[p];
           lpart(p, i) = l[p];
-          for (int64_t d = 0; d < D; ++d) apart(p, i, d) = 0;
         }
-        for (int j = 0; j < nc; ++j) {
-          const int sj = slot(s0 + j);
-          for (int p = 0; p < S; ++p) {
+        for (int p = 0; p < S; ++p) {
+          R* KOKKOS_RESTRICT a = &apart(p, i, 0);
+          for (int64_t d = 0; d < D; ++d) a[d] = 0;
+          for (int j = 0; j < nc; ++j) {
             const R e = alpha(starts(soff + p) + j, i);
-            for (int64_t d = 0; d < D; ++d) apart(p, i, d) += e * bank(sj, i, d);
+            const R* KOKKOS_RESTRICT v = &bank(slot(s0 + j), i, 0);
+            for (int64_t d = 0; d < D; ++d) a[d] += e * v[d];
           }
         }
       });
@@ -92,8 +95,14 @@ void mixer_block_merge(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec
           L = f * l + e;
         }
         const R inv = R(1) / L, fa = f * inv, ea = e * inv;
-        for (int64_t d = 0; d < D; ++d)
-          h(i, d) = fa * apart(p, i, d) + (partial_slot >= 0 ? ea * bank(partial_slot, i, d) : R(0));
+        R* KOKKOS_RESTRICT hr = &h(i, 0);
+        const R* KOKKOS_RESTRICT a = &apart(p, i, 0);
+        if (partial_slot >= 0) {
+          const R* KOKKOS_RESTRICT v = &bank(partial_slot, i, 0);
+          for (int64_t d = 0; d < D; ++d) hr[d] = fa * a[d] + ea * v[d];
+        } else {
+          for (int64_t d = 0; d < D; ++d) hr[d] = fa * a[d];
+        }
         for (int j = 0; j < nc; ++j) alpha(start + j, i) *= fa;
         if (partial_slot >= 0) alpha(start + nc, i) = ea;
       });
