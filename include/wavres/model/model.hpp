@@ -287,7 +287,7 @@ class Model {
     n += (L + 1) * N * D + L * N * D + (L + 1) * N;                             // h, xn, rstd
     n += NL * (N * 3 * D + N * D + BHT + N * 2 * F + N * F);                    // qkv, att, lse, gu, act
     n += N * D + N * d.V + 5 * N * D + N * 3 * D + N * 2 * F + N * F;           // xnf, logits, scratch
-    n += int64_t(d.B) * d.H * (4 * hd * d.T + 2 * d.T);                         // attention scratch
+    n += int64_t(d.B) * d.H * int64_t(attention_scratch_per_item(d.T, int(hd)));  // attention scratch
     n += kRowChunks * D + kRowChunks * d.V * D;                                 // reduction partials
     if constexpr (Spec::routed) {
       const int64_t E = make_source_list<Spec>().total();
