@@ -22,16 +22,7 @@ static_assert(kQueryTile == 4, "the attention tile loops below are written out f
 // parameters: GCC honours restrict there (also after inlining), not on locals derived from one scratch base,
 // and without it gives up vectorising loops with this many streams.
 namespace detail {
-template <class R>
-KOKKOS_INLINE_FUNCTION void tile_scores(int n, const R* KOKKOS_RESTRICT k, const R* q, R* KOKKOS_RESTRICT s0,
-                                        R* KOKKOS_RESTRICT s1, R* KOKKOS_RESTRICT s2, R* KOKKOS_RESTRICT s3) {
-  const R q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
-  for (int i = 0; i < n; ++i) {
-    const R x = k[i];
-    s0[i] += q0 * x, s1[i] += q1 * x, s2[i] += q2 * x, s3[i] += q3 * x;
-  }
-}
-// rows a_r[0..n) += w_r · x[0..n)
+// rows a_r[0..n) += w_r · x[0..n)   (scores: x = a row of Kᵀ; outputs: x = a row of V or K)
 template <class R>
 KOKKOS_INLINE_FUNCTION void tile_axpy(int n, const R* KOKKOS_RESTRICT x, const R* w, R* KOKKOS_RESTRICT a0,
                                       R* KOKKOS_RESTRICT a1, R* KOKKOS_RESTRICT a2, R* KOKKOS_RESTRICT a3) {
@@ -93,7 +84,7 @@ void attention_forward(Mat<R, Exec> out, Vec<R, Exec> lse, Mat<const R, Exec> qk
           for (int d = 0; d < hd; ++d) {
             R q[Q];
             for (int r = 0; r < Q; ++r) q[r] = r < nq ? qkv(base + t0 + r, h * hd + d) * scale : R(0);
-            detail::tile_scores(smax + 1, kT + d * Tp, q, sc, sc + Tp, sc + 2 * Tp, sc + 3 * Tp);
+            detail::tile_axpy(smax + 1, kT + d * Tp, q, sc, sc + Tp, sc + 2 * Tp, sc + 3 * Tp);
           }
           R inv[Q];
           for (int r = 0; r < Q; ++r) {
@@ -177,8 +168,8 @@ void attention_backward(Mat<R, Exec> dqkv, Mat<const R, Exec> dout, Mat<const R,
               q[r] = r < nq ? qkv(base + t0 + r, h * hd + d) * scale : R(0);
               g[r] = r < nq ? dout(base + t0 + r, h * hd + d) : R(0);
             }
-            detail::tile_scores(smax + 1, kT + d * Tp, q, P, P + Tp, P + 2 * Tp, P + 3 * Tp);
-            detail::tile_scores(smax + 1, vT + d * Tp, g, dS, dS + Tp, dS + 2 * Tp, dS + 3 * Tp);
+            detail::tile_axpy(smax + 1, kT + d * Tp, q, P, P + Tp, P + 2 * Tp, P + 3 * Tp);
+            detail::tile_axpy(smax + 1, vT + d * Tp, g, dS, dS + Tp, dS + 2 * Tp, dS + 3 * Tp);
           }
           for (int r = 0; r < Q; ++r) {
             R* prow = P + r * Tp;
