@@ -7,12 +7,12 @@
 // Mixer and elementwise work is not counted: it is the overhead that routing adds.
 #include <sys/resource.h>
 
+#include <omp.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <numeric>
-#include <omp.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -37,8 +37,8 @@ static double measure_fp32_peak_gflops() {
     float sink = 0;
 #pragma omp parallel reduction(+ : sink)
     {
-      __m512 a0 = _mm512_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
-             a9 = a0, a10 = a0, a11 = a0;
+      __m512 a0 = _mm512_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+             a8 = a0, a9 = a0, a10 = a0, a11 = a0;
       const __m512 m = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(0.0001f);
       for (long i = 0; i < iters / 12; ++i) {
         a0 = _mm512_fmadd_ps(a0, m, b), a1 = _mm512_fmadd_ps(a1, m, b), a2 = _mm512_fmadd_ps(a2, m, b);
@@ -75,11 +75,16 @@ int main(int argc, char** argv) {
   bool profile = true, json = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--timed" && i + 1 < argc) timed = std::stoi(argv[++i]);
-    else if (a == "--warmup" && i + 1 < argc) warmup = std::stoi(argv[++i]);
-    else if (a == "--no-profile") profile = false;
-    else if (a == "--json") json = true;
-    else args.push_back(argv[i]);
+    if (a == "--timed" && i + 1 < argc)
+      timed = std::stoi(argv[++i]);
+    else if (a == "--warmup" && i + 1 < argc)
+      warmup = std::stoi(argv[++i]);
+    else if (a == "--no-profile")
+      profile = false;
+    else if (a == "--json")
+      json = true;
+    else
+      args.push_back(argv[i]);
   }
   Options o;
   try {
@@ -108,7 +113,8 @@ int main(int argc, char** argv) {
   auto train_step = [&] {
     model.loss_and_grad(tokens);
     const double gn = global_grad_norm<float, Exec>(model.grads());
-    adamw_step<float, Exec>(model.params(), model.grads(), m, v, model.table().decay_end, 1e-4, ++step, gn, cfg);
+    adamw_step<float, Exec>(model.params(), model.grads(), m, v, model.table().decay_end, 1e-4, ++step, gn,
+                            cfg);
     Kokkos::fence();
   };
   for (int i = 0; i < warmup; ++i) train_step();
@@ -130,7 +136,8 @@ int main(int argc, char** argv) {
 
   if (json) {
     std::printf(
-        "{\"config\":\"%s\",\"variant\":\"%s\",\"n_layer\":%d,\"d_model\":%d,\"heads\":%d,\"d_ff\":%d,\"seq_len\":%d,"
+        "{\"config\":\"%s\",\"variant\":\"%s\",\"n_layer\":%d,\"d_model\":%d,\"heads\":%d,\"d_ff\":%d,\"seq_"
+        "len\":%d,"
         "\"batch\":%d,\"threads\":%d,\"median_step_s\":%.4f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,"
         "\"peak_gflops\":%.1f,\"peak_rss_mib\":%.1f,\"allocated_mib\":%.1f}\n",
         Spec::name().c_str(), variant_name(Spec::variant), Spec::n_layer, d.D, d.H, d.F, d.T, d.B,
@@ -138,9 +145,11 @@ int main(int argc, char** argv) {
   } else {
     std::printf("%s  D=%d H=%d F=%d T=%d B=%d  %s x%d\n", Spec::name().c_str(), d.D, d.H, d.F, d.T, d.B,
                 Exec::name(), int(Exec().concurrency()));
-    std::printf("  step (median of %d): %.3f s   %.0f tokens/s   %.1f GFLOP/s", timed, med, tokens_per_s, gflops);
+    std::printf("  step (median of %d): %.3f s   %.0f tokens/s   %.1f GFLOP/s", timed, med, tokens_per_s,
+                gflops);
     if (peak > 0) std::printf(" = %.1f %% of the measured FP32 peak %.0f GFLOP/s", 100 * gflops / peak, peak);
-    std::printf("\n  memory: %.0f MiB allocated by the model + optimizer, peak RSS %.0f MiB\n", alloc_mib, rss_mib);
+    std::printf("\n  memory: %.0f MiB allocated by the model + optimizer, peak RSS %.0f MiB\n", alloc_mib,
+                rss_mib);
   }
   if (profile && !json) {
     perf::KernelProfiler::reset();
@@ -160,8 +169,10 @@ int main(int argc, char** argv) {
     double covered = 0;
     for (auto& [c, s] : cat) cats.push_back({s, c}), covered += s;
     std::sort(cats.rbegin(), cats.rend());
-    for (auto& [s, c] : cats) std::printf("    %-22s %8.1f ms  %5.1f %%\n", c.c_str(), 1e3 * s, 100 * s / total);
-    std::printf("    %-22s %8.1f ms  %5.1f %%\n", "(host glue)", 1e3 * (total - covered), 100 * (total - covered) / total);
+    for (auto& [s, c] : cats)
+      std::printf("    %-22s %8.1f ms  %5.1f %%\n", c.c_str(), 1e3 * s, 100 * s / total);
+    std::printf("    %-22s %8.1f ms  %5.1f %%\n", "(host glue)", 1e3 * (total - covered),
+                100 * (total - covered) / total);
     std::sort(kernels.rbegin(), kernels.rend());
     std::printf("  top kernels:\n");
     for (size_t i = 0; i < std::min<size_t>(8, kernels.size()); ++i)

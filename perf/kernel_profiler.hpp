@@ -58,7 +58,9 @@ struct KernelProfiler {
                                         uint64_t) { begin("deep_copy"); });
     KT::set_end_deep_copy_callback([]() { end(); });
   }
-  static void reset() { table().clear(); }
+  static void reset() {
+    table().clear();
+  }
 };
 
 // Coarse op categories for the breakdown (issue 4): kernel name prefix -> category.

@@ -68,7 +68,8 @@ std::string require_data_error(F&& f, const std::vector<std::string>& needles) {
     const std::string msg = e.what();
     BOOST_TEST_MESSAGE("DataError: " << msg);
     BOOST_TEST(msg.find('\n') == std::string::npos);
-    for (const auto& n : needles) BOOST_TEST(msg.find(n) != std::string::npos, "'" << msg << "' lacks '" << n << "'");
+    for (const auto& n : needles)
+      BOOST_TEST(msg.find(n) != std::string::npos, "'" << msg << "' lacks '" << n << "'");
     return msg;
   }
   BOOST_ERROR("no DataError thrown (expected one mentioning " << needles.at(0) << ")");
@@ -94,7 +95,8 @@ BOOST_AUTO_TEST_CASE(text8_prefix_split_and_vocab) {
   BOOST_TEST(c.val().size == size - split);
   // the splits are the file's bytes, in order
   BOOST_TEST(std::string(reinterpret_cast<const char*>(c.train().data), 4096) == raw.substr(0, 4096));
-  BOOST_TEST(std::string(reinterpret_cast<const char*>(c.val().data), size_t(c.val().size)) == raw.substr(size_t(split)));
+  BOOST_TEST(std::string(reinterpret_cast<const char*>(c.val().data), size_t(c.val().size)) ==
+             raw.substr(size_t(split)));
 
   const Vocab& v = c.vocab();
   BOOST_REQUIRE_EQUAL(v.size(), 27);
@@ -119,7 +121,8 @@ BOOST_AUTO_TEST_CASE(text8_prefix_split_and_vocab) {
 }
 
 BOOST_AUTO_TEST_CASE(tinystories_vocab_covers_both_files) {
-  const std::string tp = kData + "/tinystories/train-prefix.txt", vp = kData + "/tinystories/valid-subset.txt";
+  const std::string tp = kData + "/tinystories/train-prefix.txt",
+                    vp = kData + "/tinystories/valid-subset.txt";
   const std::string train = read_file(tp), val = read_file(vp);
   std::set<uint8_t> expect;
   for (char ch : train) expect.insert(uint8_t(ch));
@@ -192,13 +195,17 @@ BOOST_AUTO_TEST_CASE(use_vocab_replaces_or_names_the_first_missing_byte) {
   TmpDir tmp;
   std::string text;
   for (int k = 0; k < 30; ++k) text += "ab ";  // 90 bytes: training split
-  text += "ab ab qab ";                          // 10 bytes: validation split, 'q' at 96
+  text += "ab ab qab ";                        // 10 bytes: validation split, 'q' at 96
   write_file(tmp.file("text8-prefix"), text);
   Corpus small = Corpus::open("text8", tmp.str());
   BOOST_TEST(small.train().size == 90);
-  BOOST_TEST(small.vocab().bytes == (std::vector<uint8_t>{' ', 'a', 'b', 'q'}), boost::test_tools::per_element());
-  require_data_error([&] { small.use_vocab(Vocab::from_bytes({' ', 'a', 'b'})); },
-                     {tmp.file("text8-prefix"), "offset 96 ", "0x71"});
+  BOOST_TEST(small.vocab().bytes == (std::vector<uint8_t>{' ', 'a', 'b', 'q'}),
+             boost::test_tools::per_element());
+  require_data_error(
+      [&] {
+        small.use_vocab(Vocab::from_bytes({' ', 'a', 'b'}));
+      },
+      {tmp.file("text8-prefix"), "offset 96 ", "0x71"});
   // unsorted vocabularies are refused
   require_data_error([&] { Vocab::from_bytes({'b', 'a'}); }, {"sorted"});
 }
@@ -207,7 +214,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_file) {
   TmpDir tmp;
   // nothing there
   require_data_error([&] { Corpus::open("text8", tmp.str()); }, {"text8-prefix", tmp.str()});
-  require_data_error([&] { Corpus::open("tinystories", tmp.str()); }, {"train-prefix.txt", "valid-subset.txt", tmp.str()});
+  require_data_error([&] { Corpus::open("tinystories", tmp.str()); },
+                     {"train-prefix.txt", "valid-subset.txt", tmp.str()});
   require_data_error([&] { Corpus::open("wikitext", tmp.str()); }, {"wikitext"});
 
   // an empty file
@@ -237,7 +245,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_file) {
   require_data_error([&] { Corpus::open("tinystories", tmp.str()); }, {"valid-subset.txt", tmp.str()});
   // an empty validation file
   write_file(tmp.file("tinystories/valid-subset.txt"), "");
-  require_data_error([&] { Corpus::open("tinystories", tmp.str()); }, {tmp.file("tinystories/valid-subset.txt"), "empty"});
+  require_data_error([&] { Corpus::open("tinystories", tmp.str()); },
+                     {tmp.file("tinystories/valid-subset.txt"), "empty"});
   write_file(tmp.file("tinystories/valid-subset.txt"), "The end!\n");
   const Corpus ts = Corpus::open("tinystories", tmp.str());
   BOOST_TEST(ts.train().size == 18);
@@ -247,7 +256,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_file) {
   // an unreadable file (permissions do not bind root, so only checked for other users)
   if (::geteuid() != 0) {
     fs::permissions(tmp.file("tinystories/valid-subset.txt"), fs::perms::none);
-    require_data_error([&] { Corpus::open("tinystories", tmp.str()); }, {tmp.file("tinystories/valid-subset.txt")});
+    require_data_error([&] { Corpus::open("tinystories", tmp.str()); },
+                       {tmp.file("tinystories/valid-subset.txt")});
     fs::permissions(tmp.file("tinystories/valid-subset.txt"), fs::perms::owner_all);
   }
 }

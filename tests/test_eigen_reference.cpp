@@ -1,20 +1,21 @@
 // An independent host implementation of the forward pass of docs/routing-spec.md (§0 backbone, §1 PreNorm, §2
-// depth mixer, §3 Full AttnRes, §4 Block AttnRes, §5 WAV v1) in Eigen, written from the spec text: it shares no
-// code with the library except the parameter table (names, shapes, offsets) through which it reads the model's
-// flat parameter buffer. The library's Model::forward must reproduce its mean cross-entropy:
+// depth mixer, §3 Full AttnRes, §4 Block AttnRes, §5 WAV v1) in Eigen, written from the spec text: it shares
+// no code with the library except the parameter table (names, shapes, offsets) through which it reads the
+// model's flat parameter buffer. The library's Model::forward must reproduce its mean cross-entropy:
 //   double model: relative 1e-10. Both sides are double; the only differences are summation order and
 //     vectorisation (≈ 1e-16 per operation, a few hundred operations deep), so agreement is expected to
-//     ~1e-14; 1e-10 leaves four orders of margin while any wrong term (a missing gain, a wrong source order, a
-//     wrong sign) moves the loss by ≥ 1e-4 at the non-trivial parameters used here.
-//   float model (same parameters rounded to float, which the reference then reads back exactly): relative 1e-5.
+//     ~1e-14; 1e-10 leaves four orders of margin while any wrong term (a missing gain, a wrong source order,
+//     a wrong sign) moves the loss by ≥ 1e-4 at the non-trivial parameters used here.
+//   float model (same parameters rounded to float, which the reference then reads back exactly): relative
+//   1e-5.
 //     Float rounding is 6e-8 per operation; through ~10 sublayers of O(10)-term dot products, RMS norms and
 //     softmaxes the accumulated relative error of the loss is a few 1e-7 (measured and logged below), and
 //     1e-5 still rejects any modelling error of the size above.
-// Causality is tested on the reference (perturbing token t0 leaves logits of positions < t0 bit-identical) and
-// on the library through its public API only (see causality_probe): giving two vocabulary entries a and b the
-// same token embedding makes them indistinguishable as inputs, so changing target t+1 between a and b changes
-// the mean loss by exactly (z_t[a] − z_t[b]) / (B·T): a probe of one position's logits. That probe is compared
-// with the reference logits and must be unaffected by any change of later tokens.
+// Causality is tested on the reference (perturbing token t0 leaves logits of positions < t0 bit-identical)
+// and on the library through its public API only (see causality_probe): giving two vocabulary entries a and b
+// the same token embedding makes them indistinguishable as inputs, so changing target t+1 between a and b
+// changes the mean loss by exactly (z_t[a] − z_t[b]) / (B·T): a probe of one position's logits. That probe is
+// compared with the reference logits and must be unaffected by any change of later tokens.
 #include <Eigen/Dense>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -32,21 +33,22 @@ using MX = Eigen::MatrixXd;
 using RowV = Eigen::RowVectorXd;
 using Ser = Kokkos::Serial;
 
-double rho(const RowV& x) { return std::sqrt(x.squaredNorm() / double(x.size()) + 1e-6); }
+double rho(const RowV& x) {
+  return std::sqrt(x.squaredNorm() / double(x.size()) + 1e-6);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The reference model. Parameters are read once, by name, from the library's flat buffer; [out, in] matrices.
 class Reference {
  public:
   struct Out {
-    std::vector<MX> logits;       // per batch row: [T, V]
+    std::vector<MX> logits;        // per batch row: [T, V]
     std::vector<double> pos_loss;  // per position b·T + t
     double mean = 0;
   };
 
   template <class M>
-  explicit Reference(const M& m)
-      : d_(m.dims()), variant_(M::variant), n_layer_(M::NL), S_(M::spec::S) {
+  explicit Reference(const M& m) : d_(m.dims()), variant_(M::variant), n_layer_(M::NL), S_(M::spec::S) {
     auto p = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m.params());
     for (auto& e : m.table().entries) {
       const int64_t cols = e.cols ? e.cols : 1;
@@ -141,7 +143,8 @@ class Reference {
   MX attention(const MX& x, int k) const {
     const std::string p = "layers/" + std::to_string(k) + "/attn/";
     const int T = int(x.rows()), D = d_.D, H = d_.H, hd = D / H;
-    const MX q = x * W(p + "wq").transpose(), kk = x * W(p + "wk").transpose(), v = x * W(p + "wv").transpose();
+    const MX q = x * W(p + "wq").transpose(), kk = x * W(p + "wk").transpose(),
+             v = x * W(p + "wv").transpose();
     MX o = MX::Zero(T, D);
     for (int h = 0; h < H; ++h) {
       const MX s = q.middleCols(h * hd, hd) * kk.middleCols(h * hd, hd).transpose() / std::sqrt(double(hd));
@@ -174,7 +177,8 @@ class Reference {
   MX mix(int c, const std::vector<MX>& v, const std::vector<int>& kind) const {
     const RowV q = W("routing/query").row(c).cwiseProduct(W("routing/key_gain").row(c));
     double beta[3] = {0, 0, 0};
-    if (variant_ == Variant::wav_v1) beta[1] = W("routing/detail_bias")(c, 0), beta[2] = W("routing/detail_bias")(c, 1);
+    if (variant_ == Variant::wav_v1)
+      beta[1] = W("routing/detail_bias")(c, 0), beta[2] = W("routing/detail_bias")(c, 1);
     const int T = int(v[0].rows()), n = int(v.size());
     MX h = MX::Zero(T, v[0].cols());
     for (int t = 0; t < T; ++t) {
@@ -195,9 +199,9 @@ class Reference {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parameters at a point where every part of the network matters: matrices N(0, 1/in) so that activations are
-// O(1) (at the spec's 0.02 init everything is nearly linear and the loss is ≈ ln V whatever the routing does),
-// embeddings N(0, 1), gains 1 ± 0.3, pseudo-queries N(0, 0.5²) so the mixer weights are far from uniform,
-// detail biases −0.5 ± 0.5 so the WAV details carry weight.
+// O(1) (at the spec's 0.02 init everything is nearly linear and the loss is ≈ ln V whatever the routing
+// does), embeddings N(0, 1), gains 1 ± 0.3, pseudo-queries N(0, 0.5²) so the mixer weights are far from
+// uniform, detail biases −0.5 ± 0.5 so the WAV details carry weight.
 template <class M>
 void reference_params(M& m, uint64_t seed) {
   m.init_params(seed, 0.5);
@@ -211,9 +215,14 @@ void reference_params(M& m, uint64_t seed) {
         case ParamEntry::normal_scaled:
           v = rng.normal() * (e.name.rfind("embed/", 0) == 0 ? 1.0 : 1.0 / std::sqrt(double(e.cols)));
           break;
-        case ParamEntry::ones: v = 1.0 + 0.3 * rng.normal(); break;
-        case ParamEntry::detail_bias: v = -0.5 + 0.5 * rng.normal(); break;
-        default: break;
+        case ParamEntry::ones:
+          v = 1.0 + 0.3 * rng.normal();
+          break;
+        case ParamEntry::detail_bias:
+          v = -0.5 + 0.5 * rng.normal();
+          break;
+        default:
+          break;
       }
       h(e.offset + k) = typename M::real(v);
     }
@@ -229,7 +238,9 @@ void copy_params(Dst& dst, const Src& src) {
   Kokkos::deep_copy(dst.params(), d);
 }
 
-bool rel_close(double got, double want, double rel) { return std::abs(got - want) <= rel * std::abs(want); }
+bool rel_close(double got, double want, double rel) {
+  return std::abs(got - want) <= rel * std::abs(want);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Library loss against the reference, in double (1e-10) and in float (1e-5), at generic parameters and at the
@@ -249,11 +260,13 @@ void compare_with_reference() {
     const double want = ref.forward(tok).mean;
     const double got = m.forward(tok, false);
     const double got_g = m.forward(tok, true);  // the fused gradient path must report the same loss
-    BOOST_TEST_MESSAGE(Spec::name() << " trial " << trial << ": reference " << want << ", double model " << got
-                                    << ", rel diff " << std::abs(got - want) / want);
+    BOOST_TEST_MESSAGE(Spec::name() << " trial " << trial << ": reference " << want << ", double model "
+                                    << got << ", rel diff " << std::abs(got - want) / want);
     BOOST_TEST(rel_close(got, want, 1e-10), Spec::name() << " double: " << got << " vs reference " << want);
-    BOOST_TEST(rel_close(got_g, want, 1e-10), Spec::name() << " double (with_grad): " << got_g << " vs " << want);
-    if constexpr (is_blocked(Spec::variant)) {  // the default is the two-phase block mixer; check the plain one too
+    BOOST_TEST(rel_close(got_g, want, 1e-10), Spec::name()
+                                                  << " double (with_grad): " << got_g << " vs " << want);
+    if constexpr (is_blocked(
+                      Spec::variant)) {  // the default is the two-phase block mixer; check the plain one too
       m.set_two_phase(false);
       const double got_plain = m.forward(tok, false);
       m.set_two_phase(true);
@@ -267,7 +280,8 @@ void compare_with_reference() {
     const double got_f = mf.forward(tok, false);
     BOOST_TEST_MESSAGE(Spec::name() << " trial " << trial << ": float model " << got_f << ", rel diff "
                                     << std::abs(got_f - want_f) / want_f);
-    BOOST_TEST(rel_close(got_f, want_f, 1e-5), Spec::name() << " float: " << got_f << " vs reference " << want_f);
+    BOOST_TEST(rel_close(got_f, want_f, 1e-5), Spec::name()
+                                                   << " float: " << got_f << " vs reference " << want_f);
     if constexpr (is_blocked(Spec::variant)) {
       mf.set_two_phase(false);
       const double got_fp = mf.forward(tok, false);
@@ -301,11 +315,11 @@ void reference_causality() {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Library causality through Model's public API. Tokens a = 0 and b = 1 get the same embedding row, and the
-// remaining tokens are drawn from 2..V-1. probe(t) sets token t+1 of batch row 0 to a, then to b: as inputs they
-// are identical, as targets of position t they differ, so
+// remaining tokens are drawn from 2..V-1. probe(t) sets token t+1 of batch row 0 to a, then to b: as inputs
+// they are identical, as targets of position t they differ, so
 //   probe(t) = B·T · (loss(b) − loss(a)) = z_t[a] − z_t[b]      (exactly, up to the rounding of the mean).
-// Checks, per position t: probe(t) equals the reference's logit difference; it does not change when every token
-// after t+1 changes (causality); it does change when token t, an input of position t, changes (power).
+// Checks, per position t: probe(t) equals the reference's logit difference; it does not change when every
+// token after t+1 changes (causality); it does change when token t, an input of position t, changes (power).
 template <class Spec, class Exec>
 void causality_probe() {
   const Dims d = tiny_dims();
@@ -349,11 +363,12 @@ void causality_probe() {
     BOOST_TEST(std::abs(p0 - want) <= 1e-9 * (1 + std::abs(want)),
                Spec::name() << " probe(" << t << ") = " << p0 << ", reference z[a]-z[b] = " << want);
     if (t + 2 <= T) {  // change every later token
-      for (int s = t + 2; s <= T; ++s) h(0, s) = int32_t(2 + (h(0, s) - 2 + 1 + rng.below(d.V - 3)) % (d.V - 2));
+      for (int s = t + 2; s <= T; ++s)
+        h(0, s) = int32_t(2 + (h(0, s) - 2 + 1 + rng.below(d.V - 3)) % (d.V - 2));
       const double pf = probe(h, t);
       worst_future = std::max(worst_future, std::abs(pf - p0));
-      BOOST_TEST(std::abs(pf - p0) <= 1e-11, Spec::name() << " position " << t << " sees the future: probe "
-                                                           << p0 << " -> " << pf);
+      BOOST_TEST(std::abs(pf - p0) <= 1e-11,
+                 Spec::name() << " position " << t << " sees the future: probe " << p0 << " -> " << pf);
       Kokkos::deep_copy(h, th);
     }
     h(0, t) = int32_t(2 + (h(0, t) - 2 + 1) % (d.V - 2));  // change the input of position t itself
@@ -376,11 +391,21 @@ using Wav3S6 = ModelSpec<Variant::wav_v1, 3, 6>;  // one block of 6: S % 4 != 0,
 
 BOOST_AUTO_TEST_SUITE(eigen_reference)
 
-BOOST_AUTO_TEST_CASE(prenorm) { compare_with_reference<PreNorm3>(); }
-BOOST_AUTO_TEST_CASE(full_attnres) { compare_with_reference<Full3>(); }
-BOOST_AUTO_TEST_CASE(block_attnres) { compare_with_reference<Block4>(); }
-BOOST_AUTO_TEST_CASE(wav_v1) { compare_with_reference<Wav4>(); }
-BOOST_AUTO_TEST_CASE(wav_v1_single_block_s6) { compare_with_reference<Wav3S6>(); }
+BOOST_AUTO_TEST_CASE(prenorm) {
+  compare_with_reference<PreNorm3>();
+}
+BOOST_AUTO_TEST_CASE(full_attnres) {
+  compare_with_reference<Full3>();
+}
+BOOST_AUTO_TEST_CASE(block_attnres) {
+  compare_with_reference<Block4>();
+}
+BOOST_AUTO_TEST_CASE(wav_v1) {
+  compare_with_reference<Wav4>();
+}
+BOOST_AUTO_TEST_CASE(wav_v1_single_block_s6) {
+  compare_with_reference<Wav3S6>();
+}
 
 BOOST_AUTO_TEST_CASE(reference_is_causal) {
   reference_causality<PreNorm3>();

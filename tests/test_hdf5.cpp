@@ -46,7 +46,8 @@ void require_io_error(F&& f, const std::vector<std::string>& needles) {
     const std::string msg = e.what();
     BOOST_TEST_MESSAGE("IoError: " << msg);
     BOOST_TEST(msg.find('\n') == std::string::npos);
-    for (const auto& n : needles) BOOST_TEST(msg.find(n) != std::string::npos, "'" << msg << "' lacks '" << n << "'");
+    for (const auto& n : needles)
+      BOOST_TEST(msg.find(n) != std::string::npos, "'" << msg << "' lacks '" << n << "'");
     return;
   }
   BOOST_ERROR("no IoError thrown (expected one mentioning " << needles.at(0) << ")");
@@ -66,12 +67,14 @@ BOOST_AUTO_TEST_CASE(round_trip_every_type) {
   const std::string path = tmp.file("all.h5");
   const std::vector<float> f32 = {1.5f, -2.25f, 3.0e-8f, std::numeric_limits<float>::max(), 0.0f, -0.0f};
   const std::vector<double> f64 = {3.141592653589793, -1e300, 5e-324, 42.0};
-  const std::vector<int32_t> i32 = {std::numeric_limits<int32_t>::min(), -1, 0, 1, std::numeric_limits<int32_t>::max(), 7};
+  const std::vector<int32_t> i32 = {std::numeric_limits<int32_t>::min(), -1, 0, 1,
+                                    std::numeric_limits<int32_t>::max(), 7};
   const std::vector<int64_t> i64 = {std::numeric_limits<int64_t>::min(), -123456789012345LL, 0,
                                     std::numeric_limits<int64_t>::max()};
   const std::vector<uint8_t> u8 = {0, 1, 127, 128, 255, 32};
   const std::vector<uint64_t> u64 = {0, 1, (uint64_t(1) << 63) + 5, std::numeric_limits<uint64_t>::max()};
-  const std::vector<std::string> strs = {"alpha", "", "naïve – ünïcödé ✓", "with spaces and \"quotes\"", "x", "last"};
+  const std::vector<std::string> strs = {"alpha", "",    "naïve – ünïcödé ✓", "with spaces and \"quotes\"",
+                                         "x",     "last"};
   const double scalar = 2.718281828459045;
   const int64_t scalar_i = -77;
   {
@@ -157,7 +160,7 @@ BOOST_AUTO_TEST_CASE(attributes) {
     H5File f(path, H5File::Mode::create);
     f.set_attr("/", "format", std::string("wavres-checkpoint"));
     f.set_attr("/", "version", int64_t(3));
-    f.set_attr("/run/config", "lr", 3e-4);                  // group created on demand
+    f.set_attr("/run/config", "lr", 3e-4);                    // group created on demand
     f.set_attr("/run/config", "name", std::string("ünï ✓"));  // UTF-8
     f.set_attr("/run/config", "empty", std::string());
     f.set_attr("/run/config", "big", std::numeric_limits<int64_t>::min());
@@ -188,8 +191,8 @@ BOOST_AUTO_TEST_CASE(attributes) {
   BOOST_TEST(!f.has_attr("/no/such/group", "lr"));
   require_io_error([&] { f.attr_int("/run/config", "missing"); }, {path, "missing"});
   require_io_error([&] { f.attr_string("/no/such/group", "x"); }, {path, "/no/such/group"});
-  require_io_error([&] { f.attr_int("/run/config", "name"); }, {path, "name"});      // a string is no integer
-  require_io_error([&] { f.attr_int("/run/config", "lr"); }, {path, "lr"});          // nor is a float
+  require_io_error([&] { f.attr_int("/run/config", "name"); }, {path, "name"});     // a string is no integer
+  require_io_error([&] { f.attr_int("/run/config", "lr"); }, {path, "lr"});         // nor is a float
   require_io_error([&] { f.attr_string("/run/config", "step"); }, {path, "step"});  // an integer is no string
 }
 
@@ -206,7 +209,8 @@ BOOST_AUTO_TEST_CASE(move_constructor_keeps_the_file_open) {
   std::vector<H5File> files;
   files.emplace_back(path, H5File::Mode::read);
   files.emplace_back(path, H5File::Mode::read);  // vector growth moves the first one
-  for (const auto& f : files) BOOST_TEST(f.read_i32("/v") == (std::vector<int32_t>{4, 5, 6}), boost::test_tools::per_element());
+  for (const auto& f : files)
+    BOOST_TEST(f.read_i32("/v") == (std::vector<int32_t>{4, 5, 6}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(flush_makes_the_file_readable_while_open) {
@@ -219,7 +223,8 @@ BOOST_AUTO_TEST_CASE(flush_makes_the_file_readable_while_open) {
   f.flush();
   fs::copy_file(path, copy);  // a snapshot of the bytes on disk while f is still open
   H5File c(copy, H5File::Mode::read);
-  BOOST_TEST(c.read_f64("/metrics/loss") == (std::vector<double>{1.25, -8.5}), boost::test_tools::per_element());
+  BOOST_TEST(c.read_f64("/metrics/loss") == (std::vector<double>{1.25, -8.5}),
+             boost::test_tools::per_element());
   BOOST_TEST(c.attr_int("/metrics", "step") == 99);
 }
 
@@ -257,8 +262,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_file_and_object) {
   }
   const uintmax_t size = fs::file_size(full);
   BOOST_REQUIRE(size > 200000u);
-  for (const uintmax_t len : {size / 2, size - 1, uintmax_t(4096), uintmax_t(600), uintmax_t(100), uintmax_t(12),
-                              uintmax_t(8), uintmax_t(3)}) {
+  for (const uintmax_t len : {size / 2, size - 1, uintmax_t(4096), uintmax_t(600), uintmax_t(100),
+                              uintmax_t(12), uintmax_t(8), uintmax_t(3)}) {
     BOOST_TEST_MESSAGE("cut to " << len << " of " << size << " bytes");
     fs::remove(cut);
     fs::copy_file(full, cut);
@@ -275,7 +280,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_file_and_object) {
   H5File f(full, H5File::Mode::read);
   require_io_error([&] { f.read_f32("/params/embed"); }, {full, "no dataset /params/embed"});
   require_io_error([&] { f.dims("/nothing/here"); }, {full, "/nothing/here"});
-  require_io_error([&] { f.read_f32("/params"); }, {full, "/params"});           // a group
+  require_io_error([&] { f.read_f32("/params"); }, {full, "/params"});                      // a group
   require_io_error([&] { f.read_strings("/params/lm_head"); }, {full, "/params/lm_head"});  // not strings
   // writing to a file opened for reading
   const float one = 1.f;

@@ -1,7 +1,7 @@
-// Whole-model gradient check: the hand-derived backward of every variant against central finite differences of
-// the forward, in double precision at a tiny width. With h = 1e-5 the truncation error is O(h²·f''') ≈ 1e-10 and
-// the rounding error O(ε·|loss|/h) ≈ 1e-11, so 1e-7 absolute + 1e-5 relative leaves two orders of margin while a
-// wrong term (typically ≥ 1e-3 of the gradient) fails.
+// Whole-model gradient check: the hand-derived backward of every variant against central finite differences
+// of the forward, in double precision at a tiny width. With h = 1e-5 the truncation error is O(h²·f''') ≈
+// 1e-10 and the rounding error O(ε·|loss|/h) ≈ 1e-11, so 1e-7 absolute + 1e-5 relative leaves two orders of
+// margin while a wrong term (typically ≥ 1e-3 of the gradient) fails.
 #include <boost/test/unit_test.hpp>
 #include "model_fixtures.hpp"
 
@@ -46,8 +46,16 @@ void gradcheck_model() {
 }
 
 BOOST_AUTO_TEST_SUITE(model_gradcheck)
-BOOST_AUTO_TEST_CASE(prenorm) { gradcheck_model<ModelSpec<Variant::prenorm, 2>>(); }
-BOOST_AUTO_TEST_CASE(full_attnres) { gradcheck_model<ModelSpec<Variant::full_attnres, 2>>(); }
-BOOST_AUTO_TEST_CASE(block_attnres) { gradcheck_model<ModelSpec<Variant::block_attnres, 4, 4>>(); }
-BOOST_AUTO_TEST_CASE(wav_v1) { gradcheck_model<ModelSpec<Variant::wav_v1, 4, 4>>(); }
+BOOST_AUTO_TEST_CASE(prenorm) {
+  gradcheck_model<ModelSpec<Variant::prenorm, 2>>();
+}
+BOOST_AUTO_TEST_CASE(full_attnres) {
+  gradcheck_model<ModelSpec<Variant::full_attnres, 2>>();
+}
+BOOST_AUTO_TEST_CASE(block_attnres) {
+  gradcheck_model<ModelSpec<Variant::block_attnres, 4, 4>>();
+}
+BOOST_AUTO_TEST_CASE(wav_v1) {
+  gradcheck_model<ModelSpec<Variant::wav_v1, 4, 4>>();
+}
 BOOST_AUTO_TEST_SUITE_END()

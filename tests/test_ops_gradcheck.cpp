@@ -5,13 +5,14 @@
 // upstream gradient ∂L/∂y is exactly r and the backward's output must equal ∂L/∂x, which central differences
 // estimate entry by entry.
 //
-// Tolerance. With step h = 1e-5 in double, the central difference has truncation error h²/6·|L'''| ≈ 2e-11·|L'''|
-// (|L'''| is O(1..10) at these sizes and scales) and rounding error ≈ ε·Σ|r ⊙ y| / h ≈ 1e-16·100 / 1e-5 = 1e-9.
-// So |fd − analytic| ≤ 1e-8 + 1e-6·|fd| has one to two orders of margin, while any wrong term of a backward
-// (a dropped factor, a sign, a missing accumulation) perturbs the gradient by ≥ 1e-3 of its size and fails.
-// Every check also asserts that the analytic gradient is not trivially zero, so that a test cannot pass
-// vacuously. Each check was seen to fail on deliberate faults (sign flips, dropped factors, = for +=) in private
-// copies of the headers compiled through a shadowing include path.
+// Tolerance. With step h = 1e-5 in double, the central difference has truncation error h²/6·|L'''| ≈
+// 2e-11·|L'''|
+// (|L'''| is O(1..10) at these sizes and scales) and rounding error ≈ ε·Σ|r ⊙ y| / h ≈ 1e-16·100 / 1e-5 =
+// 1e-9. So |fd − analytic| ≤ 1e-8 + 1e-6·|fd| has one to two orders of margin, while any wrong term of a
+// backward (a dropped factor, a sign, a missing accumulation) perturbs the gradient by ≥ 1e-3 of its size and
+// fails. Every check also asserts that the analytic gradient is not trivially zero, so that a test cannot
+// pass vacuously. Each check was seen to fail on deliberate faults (sign flips, dropped factors, = for +=) in
+// private copies of the headers compiled through a shadowing include path.
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <functional>
@@ -129,7 +130,8 @@ void check_fd(const std::string& what, double* x, size_t n, const double* analyt
   }
   loss();  // leave the forward state at the unperturbed point
   BOOST_TEST_MESSAGE(what << ": " << checked << " entries, max |fd - analytic| = " << max_err);
-  BOOST_TEST(failed == 0, what << ": " << failed << " of " << checked << " entries disagree with finite differences");
+  BOOST_TEST(failed == 0,
+             what << ": " << failed << " of " << checked << " entries disagree with finite differences");
   BOOST_TEST(max_g > 1e-3, what << ": analytic gradient is (nearly) zero, the check would be vacuous");
 }
 
@@ -210,7 +212,8 @@ BOOST_AUTO_TEST_CASE(linear) {
   // a null dx skips the input gradient but still accumulates dW
   V2 dW3("dW3", OUT, IN);
   linear_backward<double, Host>(M(), m2(dW3), c2(r), c2(x), c2(W));
-  for (size_t k = 0; k < dW3.span(); ++k) check_close("linear dW (no dx)", dW3.data()[k], ddW[k], 1e-14, 1e-13);
+  for (size_t k = 0; k < dW3.span(); ++k)
+    check_close("linear dW (no dx)", dW3.data()[k], ddW[k], 1e-14, 1e-13);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -271,7 +274,8 @@ void rmsnorm_case(int N, uint64_t seed) {
   V2 x("x", N, D), y("y", N, D), r("r", N, D);
   V1 g("g", D), rstd("rstd", N);
   fill_normal(x, rng), fill_normal(r, rng), fill_normal(g, rng, 0.3, 1.0);
-  for (int d = 0; d < D; ++d) x(1, d) *= 0.2, x(2, d) *= 7.0;  // rows of very different scale (a smaller one makes |L'''| ~ 1/ρ³ large)
+  for (int d = 0; d < D; ++d)
+    x(1, d) *= 0.2, x(2, d) *= 7.0;  // rows of very different scale (a smaller one makes |L'''| ~ 1/ρ³ large)
   auto forward = [&](auto exec) {
     using E = decltype(exec);
     rmsnorm_forward<double, E>(m2<E>(y), m1<E>(rstd), c2<E>(x), c1<E>(g));
@@ -291,7 +295,7 @@ void rmsnorm_case(int N, uint64_t seed) {
 
   V2 dx("dx", N, D);
   V1 dg("dg", D);
-  fill_const(dx, 1e3);  // accumulate = false must overwrite
+  fill_const(dx, 1e3);   // accumulate = false must overwrite
   fill_normal(dg, rng);  // dg always accumulates
   const auto dg0 = snap(dg);
   rmsnorm_backward<double, Host>(m2(dx), m1(dg), c2(r), c2(x), c1(rstd), c1(g));
@@ -317,8 +321,8 @@ BOOST_AUTO_TEST_CASE(rmsnorm) {
 // ---------------------------------------------------------------------------------------------------------------
 namespace {
 void attention_case(int B, int T, int H, int hd, double scale, uint64_t seed) {
-  const std::string tag = "attention B" + std::to_string(B) + " T" + std::to_string(T) + " H" + std::to_string(H) +
-                          " hd" + std::to_string(hd);
+  const std::string tag = "attention B" + std::to_string(B) + " T" + std::to_string(T) + " H" +
+                          std::to_string(H) + " hd" + std::to_string(hd);
   Rng rng(seed);
   const int D = H * hd, N = B * T;
   V2 qkv("qkv", N, 3 * D), out("out", N, D), r("r", N, D);
@@ -399,8 +403,10 @@ BOOST_AUTO_TEST_CASE(attention_causal) {
     for (int b = 0; b < B; ++b)
       for (int t = 0; t < T; ++t)
         for (int k = 0; k < D; ++k) {
-          if (t <= t0) same = same && out1(b * T + t, k) == out0(b * T + t, k);
-          else later_changed = later_changed || out1(b * T + t, k) != out0(b * T + t, k);
+          if (t <= t0)
+            same = same && out1(b * T + t, k) == out0(b * T + t, k);
+          else
+            later_changed = later_changed || out1(b * T + t, k) != out0(b * T + t, k);
         }
     for (int b = 0; b < B; ++b)
       for (int h = 0; h < H; ++h)
@@ -436,8 +442,9 @@ BOOST_AUTO_TEST_CASE(swiglu) {
 BOOST_AUTO_TEST_CASE(cross_entropy) {
   Rng rng(606);
   const int B = 2, T = 3, V = 5, N = B * T;
-  auto tok = tokens_view(B, T, {0, 3, 3, 1,  //
-                                4, 2, 0, 4});
+  auto tok = tokens_view(B, T,
+                         {0, 3, 3, 1,  //
+                          4, 2, 0, 4});
   V2 z("z", N, V), zg("zg", N, V);
   fill_normal(z, rng, 3.0);
   for (int v = 0; v < V; ++v) z(2, v) += 40.0;  // large shared offset: needs the max subtraction
@@ -474,7 +481,8 @@ namespace {
 // One consumer mixing n = 5 of the 7 bank slots; its entries sit at start = 2 of an 8-entry source table, so
 // the start offset is exercised. Kinds mix summaries (0), phase (1) and split (2) details.
 void mixer_case(bool with_beta, int N, uint64_t seed) {
-  const std::string tag = std::string(with_beta ? "mixer(beta)" : "mixer(no beta)") + " N" + std::to_string(N);
+  const std::string tag =
+      std::string(with_beta ? "mixer(beta)" : "mixer(no beta)") + " N" + std::to_string(N);
   Rng rng(seed);
   const int NS = 7, D = 5, E_ = 8, start = 2, n = 5;
   const int slots[E_] = {2, 6, 0, 3, 4, 5, 1, 2};
@@ -500,7 +508,8 @@ void mixer_case(bool with_beta, int N, uint64_t seed) {
   auto forward = [&](auto exec) {
     using E = decltype(exec);
     MixerSources<E> se{View1<int, E>(src.slot.data(), E_), View1<int, E>(src.kind.data(), E_), start, n};
-    for (int s = 0; s < NS; ++s) source_rinv<double, E>(w2<E>(rinv), w3<E>(bank), s);  // 1/ρ is a function of v
+    for (int s = 0; s < NS; ++s)
+      source_rinv<double, E>(w2<E>(rinv), w3<E>(bank), s);  // 1/ρ is a function of v
     mixer_forward<double, E>(m2<E>(h), w2<E>(alpha), w3<E>(bank), w2<E>(rinv), se, c1<E>(w), c1<E>(g),
                              with_beta ? c1<E>(beta) : Vec<const double, E>());
   };
@@ -526,7 +535,8 @@ void mixer_case(bool with_beta, int N, uint64_t seed) {
     }
     double z = 0;
     for (int j = 0; j < n; ++j) z += std::exp(s[j] - mx);
-    for (int j = 0; j < n; ++j) check_close(tag + " alpha", alpha(start + j, i), std::exp(s[j] - mx) / z, 1e-15, 1e-13);
+    for (int j = 0; j < n; ++j)
+      check_close(tag + " alpha", alpha(start + j, i), std::exp(s[j] - mx) / z, 1e-15, 1e-13);
     for (int d = 0; d < D; ++d) {
       double hv = 0;
       for (int j = 0; j < n; ++j) hv += std::exp(s[j] - mx) / z * bank(slots[start + j], i, d);
@@ -544,7 +554,8 @@ void mixer_case(bool with_beta, int N, uint64_t seed) {
   const auto dbank0 = snap(dbank), dw0 = snap(dw), dg0 = snap(dg), dbeta0 = snap(dbeta);
   mixer_backward<double, Host>(dbank, m1(dw), m1(dg), with_beta ? m1(dbeta) : Vm(), m2(rs), ks, c2(r), c2(h),
                                alpha, bank, rinv, src, c1(w), c1(g));
-  const auto gbank = minus(dbank, dbank0), gw = minus(dw, dw0), gg = minus(dg, dg0), gbeta = minus(dbeta, dbeta0);
+  const auto gbank = minus(dbank, dbank0), gw = minus(dw, dw0), gg = minus(dg, dg0),
+             gbeta = minus(dbeta, dbeta0);
   // all source entries at small N; at large N a sample (stride 7 is coprime to D and N, so it visits every
   // slot, row and feature)
   check_fd(tag + " d(sources)", bank.data(), bank.span(), gbank.data(), loss, N > 64 ? 7 : 1);
@@ -618,8 +629,8 @@ void block_case(int S, bool wav, uint64_t seed) {
     using E = decltype(exec);
     for (int i = 1; i <= S; ++i)
       block_accumulate_forward<double, E>(w3<E>(bank), w2<E>(rinv), i, i == 1 ? -1 : i - 1, c3<E>(ys, i - 1),
-                                          wav ? m2<E>(phase) : Mat<double, E>(), wav ? m2<E>(split) : Mat<double, E>(),
-                                          cp_of(i), cs_of(i));
+                                          wav ? m2<E>(phase) : Mat<double, E>(),
+                                          wav ? m2<E>(split) : Mat<double, E>(), cp_of(i), cs_of(i));
     if (wav)
       wav_details_forward<double, E>(w3<E>(bank), w2<E>(rinv), m2<E>(kappa), S, S + 1, S + 2, c2<E>(phase),
                                      c2<E>(split), frozen);
@@ -649,15 +660,18 @@ void block_case(int S, bool wav, uint64_t seed) {
     }
     if (wav) {
       const double rb = rho_row([&](int d) { return part[d]; });
-      const double kp = rb / rho_row([&](int d) { return ph[d]; }), ksg = rb / rho_row([&](int d) { return sp[d]; });
+      const double kp = rb / rho_row([&](int d) { return ph[d]; }),
+                   ksg = rb / rho_row([&](int d) { return sp[d]; });
       check_close(tag + " kappa_phase", kappa(0, i), kp, 0, 1e-14);
       check_close(tag + " kappa_split", kappa(1, i), ksg, 0, 1e-14);
       for (int d = 0; d < D; ++d) {
         check_close(tag + " phase~", bank(S + 1, i, d), kp * ph[d], 1e-15, 1e-13);
         check_close(tag + " split~", bank(S + 2, i, d), ksg * sp[d], 1e-15, 1e-13);
       }
-      check_close(tag + " rinv(phase~)", rinv(S + 1, i), 1 / rho_row([&](int d) { return bank(S + 1, i, d); }), 0, 1e-14);
-      check_close(tag + " rinv(split~)", rinv(S + 2, i), 1 / rho_row([&](int d) { return bank(S + 2, i, d); }), 0, 1e-14);
+      check_close(tag + " rinv(phase~)", rinv(S + 1, i),
+                  1 / rho_row([&](int d) { return bank(S + 1, i, d); }), 0, 1e-14);
+      check_close(tag + " rinv(split~)", rinv(S + 2, i),
+                  1 / rho_row([&](int d) { return bank(S + 2, i, d); }), 0, 1e-14);
     }
   }
 
@@ -667,8 +681,8 @@ void block_case(int S, bool wav, uint64_t seed) {
   fill_const(acc, 1e3);  // i = S must start the suffix sum afresh
   std::vector<std::vector<double>> grad(S + 1);
   for (int i = S; i >= 1; --i) {
-    block_accumulate_backward<double, Host>(m2(dy), m2(acc), dbank, i, i == S, wav ? S + 1 : -1, wav ? S + 2 : -1,
-                                            wav ? c2(kappa) : CM(), cp_of(i), cs_of(i));
+    block_accumulate_backward<double, Host>(m2(dy), m2(acc), dbank, i, i == S, wav ? S + 1 : -1,
+                                            wav ? S + 2 : -1, wav ? c2(kappa) : CM(), cp_of(i), cs_of(i));
     grad[i] = wav ? snap(dy) : snap(acc);
   }
   frozen = true;
@@ -676,8 +690,8 @@ void block_case(int S, bool wav, uint64_t seed) {
     check_fd(tag + " dy_" + std::to_string(i), &ys(i - 1, 0, 0), size_t(N) * D, grad[i].data(), loss);
 
   if (wav) {
-    // Power check: without the freeze the difference quotient also differentiates κ (which the spec detaches),
-    // and must then disagree with the analytic gradient somewhere.
+    // Power check: without the freeze the difference quotient also differentiates κ (which the spec
+    // detaches), and must then disagree with the analytic gradient somewhere.
     frozen = false;
     double worst = 0;
     for (int k = 0; k < N * D; ++k) {
@@ -691,7 +705,8 @@ void block_case(int S, bool wav, uint64_t seed) {
       worst = std::max(worst, std::abs((lp - lm) / (2 * kStep) - grad[1][k]));
     }
     loss();
-    BOOST_TEST(worst > 1e-4, tag << ": unfrozen kappa should change the finite differences (got " << worst << ")");
+    BOOST_TEST(worst > 1e-4,
+               tag << ": unfrozen kappa should change the finite differences (got " << worst << ")");
   }
 }
 }  // namespace
@@ -742,8 +757,8 @@ void adamw_case(double abs_tol, double rel_tol) {
       hp[i] -= lrs[t - 1] * mhat / (std::sqrt(vhat) + cfg.eps);
       check_close("adamw m[" + std::to_string(i) + "]", double(m(i)), hm[i], abs_tol, rel_tol);
       check_close("adamw v[" + std::to_string(i) + "]", double(v(i)), hv[i], abs_tol * abs_tol, rel_tol);
-      check_close("adamw p[" + std::to_string(i) + "] step " + std::to_string(t), double(p(i)), hp[i], abs_tol,
-                  rel_tol);
+      check_close("adamw p[" + std::to_string(i) + "] step " + std::to_string(t), double(p(i)), hp[i],
+                  abs_tol, rel_tol);
     }
   }
 }
@@ -763,7 +778,8 @@ BOOST_AUTO_TEST_CASE(lr_schedule) {
   check_close("lr peak (end of warm-up)", s(49), peak, 0, 1e-14);
   check_close("lr peak (start of decay)", s(50), peak, 0, 1e-14);
   check_close("lr cosine midpoint", s(50 + 475), 0.1 * peak + 0.9 * peak * 0.5, 0, 1e-12);
-  check_close("lr quarter", s(50 + 190), 0.1 * peak + 0.9 * peak * 0.5 * (1 + std::cos(M_PI * 0.2)), 0, 1e-12);
+  check_close("lr quarter", s(50 + 190), 0.1 * peak + 0.9 * peak * 0.5 * (1 + std::cos(M_PI * 0.2)), 0,
+              1e-12);
   check_close("lr floor at total", s(1000), 0.1 * peak, 0, 1e-14);
   check_close("lr floor beyond total", s(5000), 0.1 * peak, 0, 1e-14);
   check_close("lr last step ~ floor", s(999), 0.1 * peak, 0, 1e-4);

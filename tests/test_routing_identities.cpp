@@ -31,7 +31,8 @@ void uniform_at_zero_queries(double detail_bias) {
   int checked = 0;
   for (int c = 0; c <= Spec::L; ++c) {
     double z = 0;  // softmax normaliser with zero logits except the detail biases
-    for (int j = 0; j < src.count(c); ++j) z += src.kind[src.start[c] + j] == kSummary ? 1.0 : std::exp(detail_bias);
+    for (int j = 0; j < src.count(c); ++j)
+      z += src.kind[src.start[c] + j] == kSummary ? 1.0 : std::exp(detail_bias);
     for (int j = 0; j < src.count(c); ++j) {
       const double want = (src.kind[src.start[c] + j] == kSummary ? 1.0 : std::exp(detail_bias)) / z;
       BOOST_TEST(a[size_t(c) * nmax + j] == want, boost::test_tools::tolerance(1e-6));  // stored as float32
@@ -51,7 +52,8 @@ std::vector<double> grads_of(M& m, const std::string& name) {
 
 double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
   double num = 0, den = 1e-300;
-  for (size_t k = 0; k < a.size(); ++k) num = std::max(num, std::abs(a[k] - b[k])), den = std::max(den, std::abs(b[k]));
+  for (size_t k = 0; k < a.size(); ++k)
+    num = std::max(num, std::abs(a[k] - b[k])), den = std::max(den, std::abs(b[k]));
   return num / den;
 }
 
@@ -80,7 +82,9 @@ BOOST_AUTO_TEST_CASE(wav_with_vanishing_details_is_block_attnres) {
   BOOST_TEST(lw == lb, boost::test_tools::tolerance(1e-12));
   for (auto& e : block.table().entries) {
     const double r = max_rel_diff(grads_of(wav, e.name), grads_of(block, e.name));
-    BOOST_TEST_CONTEXT(e.name) { BOOST_TEST(r < 1e-10); }
+    BOOST_TEST_CONTEXT(e.name) {
+      BOOST_TEST(r < 1e-10);
+    }
   }
   for (double g : grads_of(wav, "routing/detail_bias")) BOOST_TEST(g == 0.0);
 }

@@ -2,8 +2,8 @@
 // round-trip bit-for-bit, and a run stopped and resumed ends bit-identical to a straight run.
 #include <boost/test/unit_test.hpp>
 #include <cmath>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include "wavres/cli/experiment.hpp"
@@ -100,7 +100,8 @@ void resume_is_bit_identical(const std::string& tag) {
     std::vector<std::string> rows;
     for (std::string line; std::getline(f, line);) {
       auto c = line.find(',');
-      if (line.rfind("step", 0) != 0) rows.push_back(line.substr(0, line.find(',', line.find(',', c + 1) + 1)));
+      if (line.rfind("step", 0) != 0)
+        rows.push_back(line.substr(0, line.find(',', line.find(',', c + 1) + 1)));
     }
     return rows;
   };
@@ -112,14 +113,30 @@ void resume_is_bit_identical(const std::string& tag) {
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(training)
-BOOST_AUTO_TEST_CASE(prenorm_loss_falls) { loss_falls<ModelSpec<Variant::prenorm, 4>>("prenorm"); }
-BOOST_AUTO_TEST_CASE(full_loss_falls) { loss_falls<ModelSpec<Variant::full_attnres, 4>>("full"); }
-BOOST_AUTO_TEST_CASE(block_loss_falls) { loss_falls<ModelSpec<Variant::block_attnres, 4, 4>>("block"); }
-BOOST_AUTO_TEST_CASE(wav_loss_falls) { loss_falls<ModelSpec<Variant::wav_v1, 4, 4>>("wav"); }
-BOOST_AUTO_TEST_CASE(prenorm_resume) { resume_is_bit_identical<ModelSpec<Variant::prenorm, 4>>("prenorm"); }
-BOOST_AUTO_TEST_CASE(full_resume) { resume_is_bit_identical<ModelSpec<Variant::full_attnres, 4>>("full"); }
-BOOST_AUTO_TEST_CASE(block_resume) { resume_is_bit_identical<ModelSpec<Variant::block_attnres, 4, 4>>("block"); }
-BOOST_AUTO_TEST_CASE(wav_resume) { resume_is_bit_identical<ModelSpec<Variant::wav_v1, 4, 4>>("wav"); }
+BOOST_AUTO_TEST_CASE(prenorm_loss_falls) {
+  loss_falls<ModelSpec<Variant::prenorm, 4>>("prenorm");
+}
+BOOST_AUTO_TEST_CASE(full_loss_falls) {
+  loss_falls<ModelSpec<Variant::full_attnres, 4>>("full");
+}
+BOOST_AUTO_TEST_CASE(block_loss_falls) {
+  loss_falls<ModelSpec<Variant::block_attnres, 4, 4>>("block");
+}
+BOOST_AUTO_TEST_CASE(wav_loss_falls) {
+  loss_falls<ModelSpec<Variant::wav_v1, 4, 4>>("wav");
+}
+BOOST_AUTO_TEST_CASE(prenorm_resume) {
+  resume_is_bit_identical<ModelSpec<Variant::prenorm, 4>>("prenorm");
+}
+BOOST_AUTO_TEST_CASE(full_resume) {
+  resume_is_bit_identical<ModelSpec<Variant::full_attnres, 4>>("full");
+}
+BOOST_AUTO_TEST_CASE(block_resume) {
+  resume_is_bit_identical<ModelSpec<Variant::block_attnres, 4, 4>>("block");
+}
+BOOST_AUTO_TEST_CASE(wav_resume) {
+  resume_is_bit_identical<ModelSpec<Variant::wav_v1, 4, 4>>("wav");
+}
 BOOST_AUTO_TEST_SUITE_END()
 
 // The up-front memory check uses Model::bytes_required(); it must describe what the constructor allocates.

@@ -17,8 +17,8 @@ void ensure_blas_coretype(int argc, char** argv) {
   if (!std::getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f"))
     changed |= ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0;
 #endif
-  // libgomp reads OMP_PROC_BIND at load time too; Kokkos warns when it is unset. Unpinned threads are the safe
-  // default on shared machines; set OMP_PROC_BIND=spread OMP_PLACES=threads yourself on a dedicated one.
+  // libgomp reads OMP_PROC_BIND at load time too; Kokkos warns when it is unset. Unpinned threads are the
+  // safe default on shared machines; set OMP_PROC_BIND=spread OMP_PLACES=threads yourself on a dedicated one.
   if (!std::getenv("OMP_PROC_BIND")) changed |= ::setenv("OMP_PROC_BIND", "false", 1) == 0;
   if (!changed) return;
   std::fflush(nullptr);  // nothing buffered may be lost by the exec

@@ -34,18 +34,21 @@ double to_double(const std::string& opt, const std::string& v, double lo, double
 }  // namespace
 
 std::string usage(const std::string& p) {
-  return "usage: " + p + " train|eval|dump [options]\n"
+  return "usage: " + p +
+         " train|eval|dump [options]\n"
          "  train  --steps N --lr X --warmup-frac F --seed S --eval-every N --eval-batches N\n"
          "         --checkpoint-every N --keep-checkpoints K --max-minutes M --stop-at STEP --out DIR\n"
          "         --resume CKPT|latest\n"
          "  eval   --checkpoint CKPT [--eval-batches N (0 = whole validation split)]\n"
          "  dump   --out FILE [--checkpoint CKPT] [--seed S] [--routing-init zeros|normal:STD]\n"
          "  width  --d-model D --heads H --d-ff F --seq-len T --batch B   (defaults 256 4 704 256 16)\n"
-         "  data   --data-dir DIR (text8: text8 or text8-prefix; tinystories: TinyStories-*.txt or the copies)\n"
+         "  data   --data-dir DIR (text8: text8 or text8-prefix; tinystories: TinyStories-*.txt or the "
+         "copies)\n"
          "  other  --quiet, --help";
 }
 
-Options parse_options(int argc, char** argv, const std::string& default_out, const std::string& default_data) {
+Options parse_options(int argc, char** argv, const std::string& default_out,
+                      const std::string& default_data) {
   Options o;
   o.out_dir = default_out;
   o.data_dir = default_data;
@@ -76,29 +79,51 @@ Options parse_options(int argc, char** argv, const std::string& default_out, con
       v = argv[++i];
     }
     constexpr int64_t big = int64_t(1) << 40;
-    if (a == "--d-model") o.dims.D = int(to_int(a, v, 1, 1 << 16));
-    else if (a == "--heads") o.dims.H = int(to_int(a, v, 1, 1 << 12));
-    else if (a == "--d-ff") o.dims.F = int(to_int(a, v, 1, 1 << 18));
-    else if (a == "--seq-len") o.dims.T = int(to_int(a, v, 1, 1 << 16));
-    else if (a == "--batch") o.dims.B = int(to_int(a, v, 1, 1 << 16));
-    else if (a == "--steps") o.steps = to_int(a, v, 1, big), o.steps_given = true;
-    else if (a == "--lr") o.lr = to_double(a, v, 1e-12, 10.0);
-    else if (a == "--warmup-frac") o.warmup_frac = to_double(a, v, 0.0, 1.0);
-    else if (a == "--seed") o.seed = uint64_t(to_int(a, v, 0, big));
-    else if (a == "--eval-every") o.eval_every = to_int(a, v, 0, big);
-    else if (a == "--eval-batches") o.eval_batches = int(to_int(a, v, 0, 1 << 20));
-    else if (a == "--checkpoint-every") o.checkpoint_every = to_int(a, v, 0, big);
-    else if (a == "--keep-checkpoints") o.keep_checkpoints = int(to_int(a, v, 1, 1 << 20));
-    else if (a == "--stop-at") o.stop_at = to_int(a, v, 1, big);
-    else if (a == "--max-minutes") o.max_minutes = to_double(a, v, 0.0, 1e7);
-    else if (a == "--out") o.out_dir = v, out_given = true;
-    else if (a == "--data-dir") o.data_dir = v;
-    else if (a == "--resume") o.resume = v;
-    else if (a == "--checkpoint") o.checkpoint = v;
+    if (a == "--d-model")
+      o.dims.D = int(to_int(a, v, 1, 1 << 16));
+    else if (a == "--heads")
+      o.dims.H = int(to_int(a, v, 1, 1 << 12));
+    else if (a == "--d-ff")
+      o.dims.F = int(to_int(a, v, 1, 1 << 18));
+    else if (a == "--seq-len")
+      o.dims.T = int(to_int(a, v, 1, 1 << 16));
+    else if (a == "--batch")
+      o.dims.B = int(to_int(a, v, 1, 1 << 16));
+    else if (a == "--steps")
+      o.steps = to_int(a, v, 1, big), o.steps_given = true;
+    else if (a == "--lr")
+      o.lr = to_double(a, v, 1e-12, 10.0);
+    else if (a == "--warmup-frac")
+      o.warmup_frac = to_double(a, v, 0.0, 1.0);
+    else if (a == "--seed")
+      o.seed = uint64_t(to_int(a, v, 0, big));
+    else if (a == "--eval-every")
+      o.eval_every = to_int(a, v, 0, big);
+    else if (a == "--eval-batches")
+      o.eval_batches = int(to_int(a, v, 0, 1 << 20));
+    else if (a == "--checkpoint-every")
+      o.checkpoint_every = to_int(a, v, 0, big);
+    else if (a == "--keep-checkpoints")
+      o.keep_checkpoints = int(to_int(a, v, 1, 1 << 20));
+    else if (a == "--stop-at")
+      o.stop_at = to_int(a, v, 1, big);
+    else if (a == "--max-minutes")
+      o.max_minutes = to_double(a, v, 0.0, 1e7);
+    else if (a == "--out")
+      o.out_dir = v, out_given = true;
+    else if (a == "--data-dir")
+      o.data_dir = v;
+    else if (a == "--resume")
+      o.resume = v;
+    else if (a == "--checkpoint")
+      o.checkpoint = v;
     else if (a == "--routing-init") {
-      if (v == "zeros") o.routing_init_std = 0;
-      else if (v.rfind("normal:", 0) == 0) o.routing_init_std = to_double(a, v.substr(7), 0.0, 100.0);
-      else throw UsageError("--routing-init expects zeros or normal:STD, got '" + v + "'");
+      if (v == "zeros")
+        o.routing_init_std = 0;
+      else if (v.rfind("normal:", 0) == 0)
+        o.routing_init_std = to_double(a, v.substr(7), 0.0, 100.0);
+      else
+        throw UsageError("--routing-init expects zeros or normal:STD, got '" + v + "'");
     } else
       throw UsageError("unknown option " + a + " (see --help)");
   }

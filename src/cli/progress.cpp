@@ -58,7 +58,8 @@ void ProgressBar::update(long done, double tokens_done, const std::string& extra
   line += std::string(size_t(filled), '#') + std::string(size_t(kBarWidth - filled), '.') + "]";
   if (!extra.empty()) line += " " + extra;
   line += " | " + format_rate(elapsed > 0 ? tokens_done / elapsed : 0.0);
-  const double eta = done > 0 && total_ > done ? elapsed / double(done) * double(total_ - done) : (last ? 0.0 : -1.0);
+  const double eta =
+      done > 0 && total_ > done ? elapsed / double(done) * double(total_ - done) : (last ? 0.0 : -1.0);
   line += " | ETA " + format_duration(eta);
 
   if (tty_) {

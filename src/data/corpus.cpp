@@ -135,8 +135,9 @@ Corpus Corpus::open(const std::string& dataset, const std::string& data_dir) {
     if (!full.empty()) {
       auto m = std::make_shared<Mapping>(full);
       if (m->size != kText8Size)
-        throw DataError(full + ": the full text8 must be exactly " + std::to_string(kText8Size) + " bytes, found " +
-                        std::to_string(m->size) + " (a shorter file should be named text8-prefix)");
+        throw DataError(full + ": the full text8 must be exactly " + std::to_string(kText8Size) +
+                        " bytes, found " + std::to_string(m->size) +
+                        " (a shorter file should be named text8-prefix)");
       c.train_ = Split{full, m->data, kText8Train};
       c.val_ = Split{full, m->data + kText8Train, kText8Val};
       c.maps_.push_back(m);
@@ -146,8 +147,8 @@ Corpus Corpus::open(const std::string& dataset, const std::string& data_dir) {
       auto m = std::make_shared<Mapping>(prefix);
       const int64_t split = m->size * 9 / 10;  // floor(0.9 * size), exact in integers
       if (split == 0 || split == m->size)
-        throw DataError(prefix + ": too small for a 90 %/10 % train/validation split (" + std::to_string(m->size) +
-                        " bytes)");
+        throw DataError(prefix + ": too small for a 90 %/10 % train/validation split (" +
+                        std::to_string(m->size) + " bytes)");
       c.train_ = Split{prefix, m->data, split};
       c.val_ = Split{prefix, m->data + split, m->size - split};
       c.maps_.push_back(m);
@@ -159,7 +160,8 @@ Corpus Corpus::open(const std::string& dataset, const std::string& data_dir) {
       va = find_in(dirs, "valid-subset.txt");
       if (tr.empty() || va.empty()) {
         std::string found;
-        for (const char* n : {"TinyStories-train.txt", "TinyStories-valid.txt", "train-prefix.txt", "valid-subset.txt"})
+        for (const char* n :
+             {"TinyStories-train.txt", "TinyStories-valid.txt", "train-prefix.txt", "valid-subset.txt"})
           if (!find_in(dirs, n).empty()) found += std::string(found.empty() ? "" : ", ") + n;
         throw DataError(
             "tinystories: found neither TinyStories-train.txt + TinyStories-valid.txt nor train-prefix.txt + "
@@ -190,7 +192,8 @@ Corpus Corpus::open(const std::string& dataset, const std::string& data_dir) {
 std::string Corpus::describe() const {
   std::string s = dataset_ + ": ";
   if (train_.file == val_.file)
-    s += train_.file + " train " + std::to_string(train_.size) + " B, val " + std::to_string(val_.size) + " B";
+    s +=
+        train_.file + " train " + std::to_string(train_.size) + " B, val " + std::to_string(val_.size) + " B";
   else
     s += "train " + train_.file + " " + std::to_string(train_.size) + " B, val " + val_.file + " " +
          std::to_string(val_.size) + " B";
@@ -223,7 +226,8 @@ void Corpus::require_window(const Split& s, int T) const {
   if (T < 1) throw DataError(s.file + ": window length T must be at least 1, got " + std::to_string(T));
   if (s.size < int64_t(T) + 1)
     throw DataError(s.file + ": the " + std::string(which) + " split has " + std::to_string(s.size) +
-                    " bytes, fewer than the T+1 = " + std::to_string(int64_t(T) + 1) + " needed for one window");
+                    " bytes, fewer than the T+1 = " + std::to_string(int64_t(T) + 1) +
+                    " needed for one window");
 }
 
 void Corpus::gather(const Split& s, const std::vector<int64_t>& offsets, int T, int32_t* out) const {

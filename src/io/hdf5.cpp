@@ -15,7 +15,9 @@ static_assert(sizeof(hid_t) <= sizeof(int64_t), "hid_t must fit in the int64_t h
 
 // Turn off libhdf5's automatic error-stack printing; errors become IoError messages instead. Called on every
 // file open: it is cheap, and in thread-safe builds the setting is per thread.
-void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+void silence_hdf5() {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 // The innermost message on the HDF5 error stack (e.g. "truncated file: eof = 1024, ..."), then clears it.
 std::string hdf5_detail() {
@@ -64,13 +66,27 @@ class Handle {
   Closer close_ = nullptr;
 };
 
-Handle dataset_h(hid_t id) { return Handle(id, H5Dclose); }
-Handle space_h(hid_t id) { return Handle(id, H5Sclose); }
-Handle type_h(hid_t id) { return Handle(id, H5Tclose); }
-Handle plist_h(hid_t id) { return Handle(id, H5Pclose); }
-Handle attr_h(hid_t id) { return Handle(id, H5Aclose); }
-Handle object_h(hid_t id) { return Handle(id, H5Oclose); }
-Handle group_h(hid_t id) { return Handle(id, H5Gclose); }
+Handle dataset_h(hid_t id) {
+  return Handle(id, H5Dclose);
+}
+Handle space_h(hid_t id) {
+  return Handle(id, H5Sclose);
+}
+Handle type_h(hid_t id) {
+  return Handle(id, H5Tclose);
+}
+Handle plist_h(hid_t id) {
+  return Handle(id, H5Pclose);
+}
+Handle attr_h(hid_t id) {
+  return Handle(id, H5Aclose);
+}
+Handle object_h(hid_t id) {
+  return Handle(id, H5Oclose);
+}
+Handle group_h(hid_t id) {
+  return Handle(id, H5Gclose);
+}
 
 // "/a/b" -> {"a", "b"}; a missing leading slash is tolerated.
 std::vector<std::string> components(const std::string& obj) {
@@ -249,7 +265,9 @@ H5File::~H5File() {
   if (id_ >= 0) H5Fclose(hid_t(id_));
 }
 
-H5File::H5File(H5File&& o) noexcept : path_(std::move(o.path_)), id_(o.id_) { o.id_ = -1; }
+H5File::H5File(H5File&& o) noexcept : path_(std::move(o.path_)), id_(o.id_) {
+  o.id_ = -1;
+}
 
 bool H5File::exists(const std::string& obj) const {
   const hid_t f = hid_t(id_);
@@ -262,7 +280,7 @@ bool H5File::exists(const std::string& obj) const {
       return false;
     }
   }
-  if (prefix.empty()) return true;  // the root group
+  if (prefix.empty()) return true;                                     // the root group
   const htri_t e = H5Oexists_by_name(f, prefix.c_str(), H5P_DEFAULT);  // false for a dangling soft link
   H5Eclear2(H5E_DEFAULT);
   return e > 0;
@@ -303,7 +321,9 @@ Handle make_space(const H5File& f, const std::string& obj, const std::vector<int
     hd[i] = hsize_t(dims[i]);
   }
   Handle s = space_h(H5Screate_simple(int(hd.size()), hd.data(), nullptr));
-  if (!s.ok()) throw IoError(f.path() + ": " + with_detail("cannot create a dataspace " + dims_str(dims) + " for " + obj));
+  if (!s.ok())
+    throw IoError(f.path() + ": " +
+                  with_detail("cannot create a dataspace " + dims_str(dims) + " for " + obj));
   return s;
 }
 
@@ -317,7 +337,8 @@ void write_numeric(const H5File& f, hid_t fid, const std::string& obj_in, const 
   Handle ds = dataset_h(
       H5Dcreate2(fid, obj.c_str(), H5Types<T>::file(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
   if (!ds.ok()) throw IoError(f.path() + ": " + with_detail("cannot create dataset " + obj));
-  if (element_count(dims) > 0 && H5Dwrite(ds.get(), H5Types<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+  if (element_count(dims) > 0 &&
+      H5Dwrite(ds.get(), H5Types<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     throw IoError(f.path() + ": " + with_detail("cannot write dataset " + obj));
 }
 
@@ -348,8 +369,8 @@ void H5File::write_strings(const std::string& obj_in, const std::vector<std::str
   const hid_t fid = hid_t(id_);
   Handle space = make_space(*this, obj, dims);
   if (element_count(dims) != hsize_t(s.size()))
-    throw IoError(path_ + ": " + std::to_string(s.size()) + " strings do not fit dims " + dims_str(dims) + " of " +
-                  obj);
+    throw IoError(path_ + ": " + std::to_string(s.size()) + " strings do not fit dims " + dims_str(dims) +
+                  " of " + obj);
   std::vector<const char*> ptrs(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i].find('\0') != std::string::npos)
@@ -360,7 +381,8 @@ void H5File::write_strings(const std::string& obj_in, const std::vector<std::str
   if (!type.ok() || H5Tset_size(type.get(), H5T_VARIABLE) < 0 || H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0)
     throw IoError(path_ + ": " + with_detail("cannot create a string type for " + obj));
   Handle lcpl = prepare_create(*this, fid, obj);
-  Handle ds = dataset_h(H5Dcreate2(fid, obj.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
+  Handle ds =
+      dataset_h(H5Dcreate2(fid, obj.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
   if (!ds.ok()) throw IoError(path_ + ": " + with_detail("cannot create dataset " + obj));
   if (!ptrs.empty() && H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
     throw IoError(path_ + ": " + with_detail("cannot write dataset " + obj));
@@ -403,7 +425,8 @@ std::vector<T> read_numeric(const H5File& f, hid_t fid, const std::string& obj_i
     throw IoError(f.path() + ": " + obj + " is not numeric, cannot read it as " + H5Types<T>::name());
   std::vector<T> out(static_cast<size_t>(n));
   if (n > 0 && H5Dread(ds.get(), H5Types<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
-    throw IoError(f.path() + ": " + with_detail(std::string("cannot read ") + obj + " as " + H5Types<T>::name()));
+    throw IoError(f.path() + ": " +
+                  with_detail(std::string("cannot read ") + obj + " as " + H5Types<T>::name()));
   return out;
 }
 
@@ -451,8 +474,11 @@ std::vector<std::string> H5File::read_strings(const std::string& obj_in) const {
   std::vector<std::string> out;
   std::string err;
   const hid_t d = ds.get();
-  auto rd = [d, &space](hid_t mt, void* buf) { return H5Dread(d, mt, space.get(), space.get(), H5P_DEFAULT, buf); };
-  if (!read_string_values(ftype.get(), space.get(), n, rd, out, err)) throw IoError(path_ + ": " + obj + " " + err);
+  auto rd = [d, &space](hid_t mt, void* buf) {
+    return H5Dread(d, mt, space.get(), space.get(), H5P_DEFAULT, buf);
+  };
+  if (!read_string_values(ftype.get(), space.get(), n, rd, out, err))
+    throw IoError(path_ + ": " + obj + " " + err);
   return out;
 }
 
@@ -502,7 +528,8 @@ OpenAttr open_attr(const H5File& f, hid_t fid, const std::string& group_in, cons
   OpenAttr r;
   const std::string group = normalize(group_in);
   r.where = group + (group == "/" ? "" : "/") + "@" + name;
-  if (!f.exists(group)) throw IoError(f.path() + ": no group " + group + " (looking for attribute " + name + ")");
+  if (!f.exists(group))
+    throw IoError(f.path() + ": no group " + group + " (looking for attribute " + name + ")");
   r.obj = object_h(H5Oopen(fid, group.c_str(), H5P_DEFAULT));
   if (!r.obj.ok()) throw IoError(f.path() + ": " + with_detail("cannot open " + group));
   const htri_t ex = H5Aexists(r.obj.get(), name.c_str());
@@ -514,7 +541,8 @@ OpenAttr open_attr(const H5File& f, hid_t fid, const std::string& group_in, cons
   if (!r.attr.ok()) throw IoError(f.path() + ": " + with_detail("cannot open attribute " + r.where));
   r.space = space_h(H5Aget_space(r.attr.get()));
   r.type = type_h(H5Aget_type(r.attr.get()));
-  if (!r.space.ok() || !r.type.ok()) throw IoError(f.path() + ": " + with_detail("cannot inspect attribute " + r.where));
+  if (!r.space.ok() || !r.type.ok())
+    throw IoError(f.path() + ": " + with_detail("cannot inspect attribute " + r.where));
   const hssize_t np = H5Sget_simple_extent_npoints(r.space.get());
   if (np < 0) throw IoError(f.path() + ": " + with_detail("cannot get the size of attribute " + r.where));
   r.n = hsize_t(np);
@@ -564,7 +592,8 @@ std::string H5File::attr_string(const std::string& group, const std::string& nam
 
 int64_t H5File::attr_int(const std::string& group, const std::string& name) const {
   OpenAttr a = open_attr(*this, hid_t(id_), group, name);
-  if (H5Tget_class(a.type.get()) != H5T_INTEGER) throw IoError(path_ + ": attribute " + a.where + " is not an integer");
+  if (H5Tget_class(a.type.get()) != H5T_INTEGER)
+    throw IoError(path_ + ": attribute " + a.where + " is not an integer");
   if (a.n != 1)
     throw IoError(path_ + ": attribute " + a.where + " has " + std::to_string(a.n) + " elements, expected 1");
   int64_t v = 0;
@@ -576,7 +605,8 @@ int64_t H5File::attr_int(const std::string& group, const std::string& name) cons
 double H5File::attr_double(const std::string& group, const std::string& name) const {
   OpenAttr a = open_attr(*this, hid_t(id_), group, name);
   const H5T_class_t cls = H5Tget_class(a.type.get());
-  if (cls != H5T_FLOAT && cls != H5T_INTEGER) throw IoError(path_ + ": attribute " + a.where + " is not numeric");
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER)
+    throw IoError(path_ + ": attribute " + a.where + " is not numeric");
   if (a.n != 1)
     throw IoError(path_ + ": attribute " + a.where + " has " + std::to_string(a.n) + " elements, expected 1");
   double v = 0;

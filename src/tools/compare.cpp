@@ -3,18 +3,19 @@
 //   wavres-compare A.h5 B.h5 [--rtol 1e-5] [--atol 1e-7] [--quiet]
 //
 // B is the reference. Compared:
-//   /config       attributes variant, n_layer, block_sublayers, d_model, n_head, d_ff, vocab_size, seq_len must
+//   /config       attributes variant, n_layer, block_sublayers, d_model, n_head, d_ff, vocab_size, seq_len
+//   must
 //                 be equal (otherwise every difference is printed and nothing else is compared, exit 1);
 //   /batch/tokens, /vocab, /routing/source_labels   must be identical;
 //   /loss, every float tensor under /params, /grads, /optimizer/m, /optimizer/v, and /routing/alpha_mean:
 //                 pass when max|a-b| <= atol + rtol * max|b| and the NaN patterns are identical.
-// The set of tensors is the one the layout defines for the /config (variant, n_layer); a tensor or group present
-// in one file and not the other is named and counts as a failure.
+// The set of tensors is the one the layout defines for the /config (variant, n_layer); a tensor or group
+// present in one file and not the other is named and counts as a failure.
 //
 // Output: "A: backend X, B: backend Y", then one line per check (path, shape, max|a-b|, worst relative error
-// max|a-b| / max(max|b|, tiny), OK/FAIL; --quiet prints only failures), then "wavres-compare: N passed, M failed".
-// Exit status: 0 all pass; 1 a check failed, the tensor sets differ or /config differs; 2 usage error or a file
-// that cannot be read as a wavres file (one line "wavres-compare: <file>: <what>").
+// max|a-b| / max(max|b|, tiny), OK/FAIL; --quiet prints only failures), then "wavres-compare: N passed, M
+// failed". Exit status: 0 all pass; 1 a check failed, the tensor sets differ or /config differs; 2 usage
+// error or a file that cannot be read as a wavres file (one line "wavres-compare: <file>: <what>").
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -60,7 +61,8 @@ Options parse_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](const std::string& opt) -> std::string {
-      if (arg.size() > opt.size() && arg.compare(0, opt.size() + 1, opt + "=") == 0) return arg.substr(opt.size() + 1);
+      if (arg.size() > opt.size() && arg.compare(0, opt.size() + 1, opt + "=") == 0)
+        return arg.substr(opt.size() + 1);
       if (i + 1 >= argc) throw UsageError(opt + " needs a value");
       return argv[++i];
     };
@@ -118,7 +120,8 @@ struct Config {
   std::vector<std::pair<std::string, int64_t>> ints;  // in kIntAttrs order
 };
 
-const char* const kIntAttrs[] = {"n_layer", "block_sublayers", "d_model", "n_head", "d_ff", "vocab_size", "seq_len"};
+const char* const kIntAttrs[] = {"n_layer", "block_sublayers", "d_model", "n_head",
+                                 "d_ff",    "vocab_size",      "seq_len"};
 
 Config read_config(const H5File& f) {
   if (!f.exists("/config") || !f.has_attr("/config", "format"))
@@ -126,7 +129,8 @@ Config read_config(const H5File& f) {
   Config c;
   c.format = f.attr_string("/config", "format");
   if (c.format != "wavres-checkpoint" && c.format != "wavres-dump")
-    throw IoError(f.path() + ": /config format is '" + c.format + "', expected wavres-checkpoint or wavres-dump");
+    throw IoError(f.path() + ": /config format is '" + c.format +
+                  "', expected wavres-checkpoint or wavres-dump");
   auto need = [&](const char* name) {
     if (!f.has_attr("/config", name)) throw IoError(f.path() + ": /config lacks attribute " + name);
   };
@@ -146,8 +150,8 @@ std::vector<std::string> param_names(const std::string& variant, int64_t n_layer
   std::vector<std::string> n = {"embed/token", "embed/position"};
   for (int64_t i = 0; i < n_layer; ++i) {
     const std::string p = "layers/" + std::to_string(i) + "/";
-    for (const char* t : {"attn_norm/gain", "attn/wq", "attn/wk", "attn/wv", "attn/wo", "mlp_norm/gain", "mlp/w_gate",
-                          "mlp/w_up", "mlp/w_down"})
+    for (const char* t : {"attn_norm/gain", "attn/wq", "attn/wk", "attn/wv", "attn/wo", "mlp_norm/gain",
+                          "mlp/w_gate", "mlp/w_up", "mlp/w_down"})
       n.push_back(p + t);
   }
   if (variant != "prenorm") {
@@ -174,20 +178,21 @@ std::vector<std::string> param_names(const std::string& variant, int64_t n_layer
 // (gradients of rarely used embedding rows, of a gain whose contributions cancel, routing weights close to 0)
 // carry the same absolute error as their large neighbours, so their element-wise relative error can be 10%,
 // 100% or infinite (b_i = 0 exactly on one side) although both results are equally correct. An element-wise
-// test would therefore either fail correct results or need a tolerance so loose that it hides real bugs in the
-// large entries. Scaling by max|b| measures every error against the scale of the quantities that produced it,
-// as check_dump.py does; atol covers tensors that are entirely (close to) zero.
+// test would therefore either fail correct results or need a tolerance so loose that it hides real bugs in
+// the large entries. Scaling by max|b| measures every error against the scale of the quantities that produced
+// it, as check_dump.py does; atol covers tensors that are entirely (close to) zero.
 
 struct NumResult {
   double max_abs = 0, max_b = 0, rel = 0;
-  int64_t worst = -1;         // element with the largest |a-b|
+  int64_t worst = -1;  // element with the largest |a-b|
   double worst_a = 0, worst_b = 0;
-  int64_t nan_mismatch = 0;   // elements NaN on exactly one side
+  int64_t nan_mismatch = 0;  // elements NaN on exactly one side
   int64_t first_nan_mismatch = -1;
   bool pass = true;
 };
 
-NumResult compare_numeric(const std::vector<double>& a, const std::vector<double>& b, double rtol, double atol) {
+NumResult compare_numeric(const std::vector<double>& a, const std::vector<double>& b, double rtol,
+                          double atol) {
   constexpr double kTiny = 1e-30;
   NumResult r;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -254,7 +259,8 @@ class Comparer {
   void numeric(const std::string& path) {
     const auto da = a_.dims(path), db = b_.dims(path);
     if (da != db) {
-      line(false, path, shape_str(db), "-", "-", "shape differs: A " + shape_str(da) + ", B " + shape_str(db));
+      line(false, path, shape_str(db), "-", "-",
+           "shape differs: A " + shape_str(da) + ", B " + shape_str(db));
       return;
     }
     const auto va = a_.read_f64(path), vb = b_.read_f64(path);
@@ -264,8 +270,8 @@ class Comparer {
       note = "NaN pattern differs at " + std::to_string(r.nan_mismatch) + " element(s), first " +
              index_str(r.first_nan_mismatch, db);
     } else if (!r.pass && r.worst >= 0) {
-      note = "worst " + index_str(r.worst, db) + ": A " + num(r.worst_a) + ", B " + num(r.worst_b) + ", max|b| " +
-             num(r.max_b);
+      note = "worst " + index_str(r.worst, db) + ": A " + num(r.worst_a) + ", B " + num(r.worst_b) +
+             ", max|b| " + num(r.max_b);
     }
     line(r.pass, path, shape_str(db), num(r.max_abs), num(r.rel), note);
   }
@@ -274,7 +280,8 @@ class Comparer {
   void identical(const std::string& path, Reader read) {
     const auto da = a_.dims(path), db = b_.dims(path);
     if (da != db) {
-      line(false, path, shape_str(db), "-", "-", "shape differs: A " + shape_str(da) + ", B " + shape_str(db));
+      line(false, path, shape_str(db), "-", "-",
+           "shape differs: A " + shape_str(da) + ", B " + shape_str(db));
       return;
     }
     const auto va = read(a_, path), vb = read(b_, path);
@@ -290,8 +297,8 @@ class Comparer {
     }
   }
 
-  // A mirror group of /params ("/grads/", "/optimizer/m/", ...): compared only where at least one file has it;
-  // a group present on one side only is one failure naming the group.
+  // A mirror group of /params ("/grads/", "/optimizer/m/", ...): compared only where at least one file has
+  // it; a group present on one side only is one failure naming the group.
   void group(const std::string& prefix, const std::vector<std::string>& names) {
     const std::string g = prefix.substr(0, prefix.size() - 1);
     const bool ia = a_.exists(g), ib = b_.exists(g);
@@ -302,7 +309,8 @@ class Comparer {
     }
     for (const auto& n : names) {
       const std::string p = prefix + n;
-      if (present(p)) numeric(p);
+      if (present(p))
+        numeric(p);
       else if (!a_.exists(p) && !b_.exists(p))
         std::fprintf(stderr, "wavres-compare: note: %s is absent from both files\n", p.c_str());
     }
@@ -323,8 +331,8 @@ int run(const Options& o) {
   std::printf("A: backend %s, B: backend %s\n", ca.backend.c_str(), cb.backend.c_str());
   if (!o.quiet) {
     std::printf("A = %s (%s, %s)\nB = %s (%s, %s)\nB is the reference; pass: max|a-b| <= %g + %g * max|b|\n",
-                o.a.c_str(), ca.format.c_str(), ca.variant.c_str(), o.b.c_str(), cb.format.c_str(), cb.variant.c_str(),
-                o.atol, o.rtol);
+                o.a.c_str(), ca.format.c_str(), ca.variant.c_str(), o.b.c_str(), cb.format.c_str(),
+                cb.variant.c_str(), o.atol, o.rtol);
   }
 
   // /config: the model must be the same before any tensor comparison means anything.
@@ -352,14 +360,16 @@ int run(const Options& o) {
 
   if (c.present("/batch/tokens"))
     c.identical("/batch/tokens", [](const H5File& f, const std::string& p) { return f.read_i64(p); });
-  if (c.present("/vocab")) c.identical("/vocab", [](const H5File& f, const std::string& p) { return f.read_u8(p); });
+  if (c.present("/vocab"))
+    c.identical("/vocab", [](const H5File& f, const std::string& p) { return f.read_u8(p); });
   if (c.present("/loss")) c.numeric("/loss");
   if (!fa.exists("/params") && !fb.exists("/params"))
     throw IoError(o.a + ": no /params (nor in " + o.b + ")");
   for (const char* prefix : {"/params/", "/grads/", "/optimizer/m/", "/optimizer/v/"}) c.group(prefix, names);
   if (c.present("/routing/alpha_mean")) c.numeric("/routing/alpha_mean");
   if (c.present("/routing/source_labels"))
-    c.identical("/routing/source_labels", [](const H5File& f, const std::string& p) { return f.read_strings(p); });
+    c.identical("/routing/source_labels",
+                [](const H5File& f, const std::string& p) { return f.read_strings(p); });
 
   std::printf("wavres-compare: %d passed, %d failed\n", c.passed(), c.failed());
   return c.failed() == 0 ? 0 : 1;

@@ -3,8 +3,8 @@
 // the per-consumer routing table as CSV. Reads the pinned HDF5 layout (../shared/docs/checkpoint-layout.md)
 // through H5File only.
 //
-// Exit status: 0 ok; 1 the file is missing, unreadable, not HDF5, or not a wavres checkpoint/dump (one line on
-// stderr, "wavres-inspect: <file>: <what>"); 2 bad usage.
+// Exit status: 0 ok; 1 the file is missing, unreadable, not HDF5, or not a wavres checkpoint/dump (one line
+// on stderr, "wavres-inspect: <file>: <what>"); 2 bad usage.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,8 +14,8 @@
 #include <map>
 #include <memory>
 #include <sstream>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "wavres/io/hdf5.hpp"
@@ -32,7 +32,8 @@ constexpr int kMaxDetailColumns = 12;
 std::string usage() {
   return std::string("usage: ") + kProg +
          " CKPT [--csv]\n"
-         "  Summarises a wavres checkpoint or dump (HDF5): configuration, run metadata, parameter counts per\n"
+         "  Summarises a wavres checkpoint or dump (HDF5): configuration, run metadata, parameter counts "
+         "per\n"
          "  group, and for routed variants the learned routing (/routing/alpha_mean) per consumer.\n"
          "  --csv   print only the per-consumer routing table as CSV, full precision:\n"
          "          consumer,kind,<source label...>,entropy[,phase_bias,split_bias]\n";
@@ -71,8 +72,12 @@ std::string dims_str(const std::vector<int64_t>& d) {
   return s;
 }
 
-std::string pad_right(const std::string& s, size_t w) { return s.size() >= w ? s : s + std::string(w - s.size(), ' '); }
-std::string pad_left(const std::string& s, size_t w) { return s.size() >= w ? s : std::string(w - s.size(), ' ') + s; }
+std::string pad_right(const std::string& s, size_t w) {
+  return s.size() >= w ? s : s + std::string(w - s.size(), ' ');
+}
+std::string pad_left(const std::string& s, size_t w) {
+  return s.size() >= w ? s : std::string(w - s.size(), ' ') + s;
+}
 
 // CSV field: quoted only if needed.
 std::string csv_field(const std::string& s) {
@@ -86,13 +91,16 @@ std::string csv_field(const std::string& s) {
 std::string printable(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
     else if (c < 0x20 || c == 0x7f) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
       out += buf;
-    } else out += char(c);
+    } else
+      out += char(c);
   }
   return out;
 }
@@ -194,12 +202,18 @@ bool parse_suffix(const std::string& s, const std::string& prefix, int& idx) {
 LabelInfo classify(const std::string& s) {
   LabelInfo li;
   int k = 0;
-  if (s == "b0" || s == "x0") li.kind = Kind::embedding;
-  else if (s == "partial") li.kind = Kind::partial;
-  else if (parse_suffix(s, "phase", k)) li = {Kind::phase, k};
-  else if (parse_suffix(s, "split", k)) li = {Kind::split, k};
-  else if (parse_suffix(s, "b", k)) li = {Kind::block, k};
-  else if (parse_suffix(s, "y", k)) li = {Kind::update, k};
+  if (s == "b0" || s == "x0")
+    li.kind = Kind::embedding;
+  else if (s == "partial")
+    li.kind = Kind::partial;
+  else if (parse_suffix(s, "phase", k))
+    li = {Kind::phase, k};
+  else if (parse_suffix(s, "split", k))
+    li = {Kind::split, k};
+  else if (parse_suffix(s, "b", k))
+    li = {Kind::block, k};
+  else if (parse_suffix(s, "y", k))
+    li = {Kind::update, k};
   return li;
 }
 
@@ -213,28 +227,36 @@ std::vector<std::string> label_union(const std::vector<std::string>& labels) {
     const LabelInfo li = classify(s);
     const int64_t appear = std::find(seen.begin(), seen.end(), s) - seen.begin();
     switch (li.kind) {
-      case Kind::embedding: return std::make_tuple(0, int64_t(0), 0);
-      case Kind::block: return std::make_tuple(1, int64_t(li.index), 0);
-      case Kind::update: return std::make_tuple(1, int64_t(li.index), 0);
-      case Kind::phase: return std::make_tuple(1, int64_t(li.index), 1);
-      case Kind::split: return std::make_tuple(1, int64_t(li.index), 2);
-      case Kind::partial: return std::make_tuple(2, int64_t(0), 0);
-      default: return std::make_tuple(3, appear, 0);
+      case Kind::embedding:
+        return std::make_tuple(0, int64_t(0), 0);
+      case Kind::block:
+        return std::make_tuple(1, int64_t(li.index), 0);
+      case Kind::update:
+        return std::make_tuple(1, int64_t(li.index), 0);
+      case Kind::phase:
+        return std::make_tuple(1, int64_t(li.index), 1);
+      case Kind::split:
+        return std::make_tuple(1, int64_t(li.index), 2);
+      case Kind::partial:
+        return std::make_tuple(2, int64_t(0), 0);
+      default:
+        return std::make_tuple(3, appear, 0);
     }
   };
-  std::stable_sort(seen.begin(), seen.end(), [&](const std::string& a, const std::string& b) { return key(a) < key(b); });
+  std::stable_sort(seen.begin(), seen.end(),
+                   [&](const std::string& a, const std::string& b) { return key(a) < key(b); });
   return seen;
 }
 
 struct Consumer {
-  std::string name, kind;            // "l3", "attn" | "mlp" | "out"
-  std::map<std::string, double> w;   // label -> mean weight
+  std::string name, kind;           // "l3", "attn" | "mlp" | "out"
+  std::map<std::string, double> w;  // label -> mean weight
   double by_kind[7] = {0, 0, 0, 0, 0, 0, 0};
   bool has_kind[7] = {false, false, false, false, false, false, false};
   std::map<int, double> block_w, update_w;  // b<m> / y<l> weights
-  int n = 0;                         // number of sources
+  int n = 0;                                // number of sources
   double sum = 0, entropy = 0;
-  bool nan_weight = false;           // a labelled source with a NaN weight
+  bool nan_weight = false;  // a labelled source with a NaN weight
   double phase_bias = NAN, split_bias = NAN;
 };
 
@@ -253,9 +275,10 @@ Routing read_routing(const H5File& f, const Config& c) {
   if (!f.exists(S)) throw IoError(f.path() + ": " + c.variant + " file has no " + S);
   const auto da = f.dims(A), ds = f.dims(S);
   if (da.size() != 2 || da[0] != c.L() + 1)
-    throw IoError(f.path() + ": " + A + " has shape " + dims_str(da) + ", expected [" + std::to_string(c.L() + 1) +
-                  ", n_max]");
-  if (ds != da) throw IoError(f.path() + ": " + S + " has shape " + dims_str(ds) + ", " + A + " " + dims_str(da));
+    throw IoError(f.path() + ": " + A + " has shape " + dims_str(da) + ", expected [" +
+                  std::to_string(c.L() + 1) + ", n_max]");
+  if (ds != da)
+    throw IoError(f.path() + ": " + S + " has shape " + dims_str(ds) + ", " + A + " " + dims_str(da));
   const auto alpha = f.read_f32(A);
   const auto labels = f.read_strings(S);
   Routing r;
@@ -267,8 +290,8 @@ Routing read_routing(const H5File& f, const Config& c) {
   if (c.variant == "wav_v1" && f.exists(B)) {
     const auto db = f.dims(B);
     if (db != std::vector<int64_t>{c.L() + 1, 2})
-      throw IoError(f.path() + ": " + B + " has shape " + dims_str(db) + ", expected " + std::to_string(c.L() + 1) +
-                    "x2");
+      throw IoError(f.path() + ": " + B + " has shape " + dims_str(db) + ", expected " +
+                    std::to_string(c.L() + 1) + "x2");
     bias = f.read_f32(B);
     r.has_bias = true;
   }
@@ -340,20 +363,24 @@ void print_csv(std::ostream& out, const Config& c, const Routing* r) {
   }
 }
 
-void kv(std::ostream& out, const std::string& k, const std::string& v) { out << "  " << pad_right(k, 17) << v << "\n"; }
+void kv(std::ostream& out, const std::string& k, const std::string& v) {
+  out << "  " << pad_right(k, 17) << v << "\n";
+}
 
 void print_config(std::ostream& out, const H5File& f, const Config& c) {
   out << "file " << f.path() << "\n";
   out << "[config]\n";
-  kv(out, "format", c.format + (c.format_version >= 0 ? " (format_version " + std::to_string(c.format_version) + ")" : ""));
+  kv(out, "format",
+     c.format + (c.format_version >= 0 ? " (format_version " + std::to_string(c.format_version) + ")" : ""));
   kv(out, "variant", c.variant);
   kv(out, "n_layer", std::to_string(c.n_layer) + "  (L = " + std::to_string(c.L()) + " sublayers)");
   std::string bs = std::to_string(c.block_sublayers);
   if (c.block_sublayers > 0) bs += "  (N = " + std::to_string(c.L() / c.block_sublayers) + " blocks)";
   kv(out, "block_sublayers", bs);
   kv(out, "d_model", std::to_string(c.d_model));
-  kv(out, "n_head", std::to_string(c.n_head) +
-                        (c.n_head > 0 ? "  (head_dim " + std::to_string(c.d_model / c.n_head) + ")" : ""));
+  kv(out, "n_head",
+     std::to_string(c.n_head) +
+         (c.n_head > 0 ? "  (head_dim " + std::to_string(c.d_model / c.n_head) + ")" : ""));
   kv(out, "d_ff", std::to_string(c.d_ff));
   kv(out, "vocab_size", std::to_string(c.vocab_size));
   kv(out, "seq_len", std::to_string(c.seq_len));
@@ -366,8 +393,10 @@ void print_config(std::ostream& out, const H5File& f, const Config& c) {
     for (const char* a : {"git_revision", "build_type", "backend", "threads", "command_line", "start_time"}) {
       if (!f.has_attr("/run", a)) continue;
       std::string v;
-      if (std::string(a) == "threads") v = std::to_string(f.attr_int("/run", a));
-      else v = printable(f.attr_string("/run", a));
+      if (std::string(a) == "threads")
+        v = std::to_string(f.attr_int("/run", a));
+      else
+        v = printable(f.attr_string("/run", a));
       kv(out, a, v);
     }
   }
@@ -394,12 +423,14 @@ void print_config(std::ostream& out, const H5File& f, const Config& c) {
     if (f.exists("/batch/tokens")) {
       const auto d = f.dims("/batch/tokens");
       std::string s = dims_str(d);
-      if (d.size() == 2) s += "  (" + std::to_string(d[0]) + " sequences x " + std::to_string(d[1] - 1) + " targets)";
+      if (d.size() == 2)
+        s += "  (" + std::to_string(d[0]) + " sequences x " + std::to_string(d[1] - 1) + " targets)";
       kv(out, "batch/tokens", s);
     }
   } else {
     out << "[checkpoint]\n";
-    kv(out, "optimizer state", f.exists("/optimizer/m") && f.exists("/optimizer/v") ? "AdamW m, v" : "(missing)");
+    kv(out, "optimizer state",
+       f.exists("/optimizer/m") && f.exists("/optimizer/v") ? "AdamW m, v" : "(missing)");
     if (f.exists("/train_state")) {
       auto scalar = [&](const char* name) -> std::string {
         const std::string p = std::string("/train_state/") + name;
@@ -407,7 +438,8 @@ void print_config(std::ostream& out, const H5File& f, const Config& c) {
         const auto v = f.read_i64(p);
         return v.size() == 1 ? std::to_string(v[0]) : "";
       };
-      const std::string total = scalar("total_steps"), warm = scalar("warmup_steps"), toks = scalar("tokens_seen");
+      const std::string total = scalar("total_steps"), warm = scalar("warmup_steps"),
+                        toks = scalar("tokens_seen");
       if (!total.empty()) kv(out, "total_steps", total + (warm.empty() ? "" : "  (warm-up " + warm + ")"));
       if (f.exists("/train_state/lr_peak")) {
         const auto lr = f.read_f64("/train_state/lr_peak");
@@ -459,7 +491,8 @@ void print_params(std::ostream& out, const H5File& f, const Config& c) {
 }
 
 void print_routing(std::ostream& out, const Config& c, const Routing& r) {
-  out << "[routing]  /routing/alpha_mean [" << r.rows << " x " << r.cols << "]: mean mixer weight per consumer and "
+  out << "[routing]  /routing/alpha_mean [" << r.rows << " x " << r.cols
+      << "]: mean mixer weight per consumer and "
       << "source kind\n";
   out << "  note: alpha_mean is a batch mean, so 'entropy' is the entropy of the mean weights in nats "
          "(-sum a log a over the consumer's sources; at most log n), not the mean per-token entropy\n";
@@ -507,7 +540,8 @@ void print_routing(std::ostream& out, const Config& c, const Routing& r) {
   if (has[int(Kind::update)] && !full_variant) kind_col("y_sum", Kind::update);
   if (r.any_other) kind_col("other", Kind::other);
   cols.push_back({"entropy", [](const Consumer& k) { return fixed(k.entropy, 4); }});
-  cols.push_back({"log n", [](const Consumer& k) { return fixed(k.n > 0 ? std::log(double(k.n)) : 0.0, 4); }});
+  cols.push_back(
+      {"log n", [](const Consumer& k) { return fixed(k.n > 0 ? std::log(double(k.n)) : 0.0, 4); }});
   if (r.has_bias) {
     cols.push_back({"phase_bias", [](const Consumer& k) { return fixed(k.phase_bias, 4); }});
     cols.push_back({"split_bias", [](const Consumer& k) { return fixed(k.split_bias, 4); }});
@@ -527,16 +561,20 @@ void print_routing(std::ostream& out, const Config& c, const Routing& r) {
     out << "  " << pad_right(k.kind == "out" ? std::string("out") : k.name + " " + k.kind, cw);
     for (size_t i = 0; i < cols.size(); ++i) out << "  " << pad_left(cols[i].cell(k), w[i]);
     out << "\n";
-    if (k.nan_weight) any_nan = true;
-    else if (std::fabs(k.sum - 1.0) > 1e-3) bad_sum = true;
+    if (k.nan_weight)
+      any_nan = true;
+    else if (std::fabs(k.sum - 1.0) > 1e-3)
+      bad_sum = true;
   }
   if (per_block || per_update)
     out << "  (" << (full_variant ? "y_sum = y1+...+yL" : "blocks = b1+...+bN") << "; per-"
-        << (full_variant ? "update" : "block") << " columns follow it; '-' = not a source of that consumer)\n";
+        << (full_variant ? "update" : "block")
+        << " columns follow it; '-' = not a source of that consumer)\n";
   else
     out << "  ('-' = not a source of that consumer)\n";
   if (r.has_bias)
-    out << "  detail biases: /params/routing/detail_bias (logit added to every phase / split source; init -2)\n";
+    out << "  detail biases: /params/routing/detail_bias (logit added to every phase / split source; init "
+           "-2)\n";
   if (any_nan) out << "  warning: some consumers have NaN weights on labelled sources\n";
   if (bad_sum) out << "  warning: some consumers' weights do not sum to 1\n";
 }
@@ -586,8 +624,10 @@ int main(int argc, char** argv) {
     } else {
       print_config(out, f, c);
       print_params(out, f, c);
-      if (r) print_routing(out, c, *r);
-      else out << "[routing]  none: " << c.variant << " has no learned routing (h_{l+1} = h_l + y_l)\n";
+      if (r)
+        print_routing(out, c, *r);
+      else
+        out << "[routing]  none: " << c.variant << " has no learned routing (h_{l+1} = h_l + y_l)\n";
     }
   } catch (const std::exception& e) {
     std::string what = printable(strip_path(e.what(), file));

@@ -4,4 +4,6 @@
 
 using Spec = wavres::ModelSpec<wavres::Variant::VARIANT, LAYERS, BLOCK>;
 static_assert(Spec::L == 2 * LAYERS, "");
-int main() { return 0; }
+int main() {
+  return 0;
+}

@@ -1,7 +1,7 @@
 // Fuzz-style robustness test, built only with -DWAVRES_FUZZ=ON (the `asan` preset) under AddressSanitizer and
-// UndefinedBehaviorSanitizer. Random/truncated/overwritten bytes are fed as a checkpoint and as a corpus; every
-// input must either load cleanly or fail with a wavres error (IoError / DataError / std::runtime_error): never
-// crash, hang, or trip a sanitizer. Deterministic: fixed seeds, wavres::Rng.
+// UndefinedBehaviorSanitizer. Random/truncated/overwritten bytes are fed as a checkpoint and as a corpus;
+// every input must either load cleanly or fail with a wavres error (IoError / DataError /
+// std::runtime_error): never crash, hang, or trip a sanitizer. Deterministic: fixed seeds, wavres::Rng.
 #define BOOST_TEST_MODULE wavres_fuzz
 #define BOOST_TEST_NO_MAIN
 #include <Kokkos_Core.hpp>
@@ -82,12 +82,18 @@ std::vector<uint8_t> random_bytes(Rng& rng, size_t n) {
 enum class Outcome { ok, io_error, data_error, runtime_error, other_exception, unknown_exception };
 const char* outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::ok: return "ok";
-    case Outcome::io_error: return "IoError";
-    case Outcome::data_error: return "DataError";
-    case Outcome::runtime_error: return "runtime_error";
-    case Outcome::other_exception: return "other std::exception";
-    default: return "unknown exception";
+    case Outcome::ok:
+      return "ok";
+    case Outcome::io_error:
+      return "IoError";
+    case Outcome::data_error:
+      return "DataError";
+    case Outcome::runtime_error:
+      return "runtime_error";
+    case Outcome::other_exception:
+      return "other std::exception";
+    default:
+      return "unknown exception";
   }
 }
 
@@ -149,8 +155,8 @@ Reference write_reference_checkpoint(const std::string& path) {
   return r;
 }
 
-// The resume read path. Sets `params_match` to whether the loaded tensors equal the reference, and `rest_match`
-// to whether the vocabulary and train state do (those carry no checksum).
+// The resume read path. Sets `params_match` to whether the loaded tensors equal the reference, and
+// `rest_match` to whether the vocabulary and train state do (those carry no checksum).
 void read_checkpoint(const std::string& path, const Reference& ref, bool& params_match, bool& rest_match) {
   const Dims d = tiny_dims();
   H5File f(path, H5File::Mode::read);
@@ -163,9 +169,10 @@ void read_checkpoint(const std::string& path, const Reference& ref, bool& params
   for (auto& e : ref.table.entries)
     for (int64_t k = 0; k < e.size(); ++k)
       params_match = params_match && buf(e.offset + k) == ref.params[size_t(e.offset + k)];
-  rest_match = v.bytes == ref.vocab.bytes && s.step == ref.state.step && s.total_steps == ref.state.total_steps &&
-               s.warmup_steps == ref.state.warmup_steps && s.lr_peak == ref.state.lr_peak &&
-               s.seed == ref.state.seed && s.data_rng == ref.state.data_rng && s.tokens_seen == ref.state.tokens_seen;
+  rest_match = v.bytes == ref.vocab.bytes && s.step == ref.state.step &&
+               s.total_steps == ref.state.total_steps && s.warmup_steps == ref.state.warmup_steps &&
+               s.lr_peak == ref.state.lr_peak && s.seed == ref.state.seed &&
+               s.data_rng == ref.state.data_rng && s.tokens_seen == ref.state.tokens_seen;
 }
 
 BOOST_AUTO_TEST_CASE(checkpoint_reference_reads_back) {
@@ -219,13 +226,15 @@ BOOST_AUTO_TEST_CASE(checkpoint_mutants_fail_cleanly) {
       }
       case bitflip: {
         const int flips = int(1 + rng.below(4));
-        for (int k = 0; k < flips; ++k) b[size_t(rng.below(int64_t(b.size())))] ^= uint8_t(1u << rng.below(8));
+        for (int k = 0; k < flips; ++k)
+          b[size_t(rng.below(int64_t(b.size())))] ^= uint8_t(1u << rng.below(8));
         break;
       }
       case zero_page: {
         const size_t pages = (b.size() + 4095) / 4096;
         const size_t at = size_t(rng.below(int64_t(pages))) * 4096;
-        std::fill(b.begin() + std::ptrdiff_t(at), b.begin() + std::ptrdiff_t(std::min(b.size(), at + 4096)), 0);
+        std::fill(b.begin() + std::ptrdiff_t(at), b.begin() + std::ptrdiff_t(std::min(b.size(), at + 4096)),
+                  0);
         break;
       }
       case append: {
@@ -263,7 +272,8 @@ BOOST_AUTO_TEST_CASE(checkpoint_mutants_fail_cleanly) {
       }
       if (!rest) {  // reported, not failed: /vocab and /train_state have no checksum in the layout
         ++silent_state;
-        BOOST_TEST_MESSAGE("mutant " << i << " (" << kind_name[kind] << ") loaded with a different vocab/train_state");
+        BOOST_TEST_MESSAGE("mutant " << i << " (" << kind_name[kind]
+                                     << ") loaded with a different vocab/train_state");
       }
     } else if (o == Outcome::io_error || o == Outcome::data_error || o == Outcome::runtime_error) {
       ++errors;
@@ -368,7 +378,7 @@ BOOST_AUTO_TEST_CASE(corpus_random_files_fail_cleanly) {
         ::mkdir((where + "/text8-prefix").c_str(), 0700);  // a directory, not a file
       } else if (variant == 1) {
         spit(where + "/text8", corpus_bytes(rng, corpus_size(rng)));  // full text8 of the wrong size
-      } else if (variant != 2) {                                     // variant 2: nothing there
+      } else if (variant != 2) {                                      // variant 2: nothing there
         spit(where + "/text8-prefix", corpus_bytes(rng, corpus_size(rng)));
       }
     } else {

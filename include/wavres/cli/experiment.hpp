@@ -1,16 +1,16 @@
 // The three commands of every experiment executable (train, eval, dump), written once for any ModelSpec.
 #pragma once
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
-#include <unistd.h>
 #include "wavres/cli/blas_env.hpp"
 #include "wavres/cli/options.hpp"
 #include "wavres/cli/progress.hpp"
@@ -38,7 +38,9 @@ struct RunError : std::runtime_error {
 };
 
 inline std::atomic<int> g_stop_signal{0};
-extern "C" inline void wavres_on_signal(int sig) { g_stop_signal = sig; }
+extern "C" inline void wavres_on_signal(int sig) {
+  g_stop_signal = sig;
+}
 
 namespace fs = std::filesystem;
 
@@ -54,7 +56,8 @@ inline std::string latest_checkpoint(const std::string& dir) {
   std::error_code ec;
   for (auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (n.size() == 16 && n.rfind("ckpt_", 0) == 0 && n.substr(13) == ".h5" && n > fs::path(best).filename().string())
+    if (n.size() == 16 && n.rfind("ckpt_", 0) == 0 && n.substr(13) == ".h5" &&
+        n > fs::path(best).filename().string())
       best = e.path().string();
   }
   if (best.empty()) throw IoError(dir + ": no checkpoint (ckpt_XXXXXXXX.h5) to resume from");
@@ -73,8 +76,9 @@ inline std::vector<int64_t> eval_offsets(const Split& s, int B, int T, int max_b
   const int64_t windows = (s.size - 1) / T;
   int64_t batches = windows / B;
   if (batches == 0)
-    throw DataError(s.file + ": validation split (" + std::to_string(s.size) + " bytes) is too small for one batch of " +
-                    std::to_string(B) + " windows of " + std::to_string(T + 1) + " bytes");
+    throw DataError(s.file + ": validation split (" + std::to_string(s.size) +
+                    " bytes) is too small for one batch of " + std::to_string(B) + " windows of " +
+                    std::to_string(T + 1) + " bytes");
   if (max_batches > 0 && batches > max_batches) batches = max_batches;
   const int64_t n = batches * B;
   std::vector<int64_t> off(static_cast<size_t>(n));
@@ -136,8 +140,9 @@ class Experiment {
     return sum / double(nb);
   }
 
-  void write_checkpoint(const std::string& path, M& model, const View1<float, Exec>& m, const View1<float, Exec>& v,
-                        const Vocab& vocab, const TrainState& st, const std::vector<float>& alpha) {
+  void write_checkpoint(const std::string& path, M& model, const View1<float, Exec>& m,
+                        const View1<float, Exec>& v, const Vocab& vocab, const TrainState& st,
+                        const std::vector<float>& alpha) {
     write_atomically(path, [&](H5File& f) {
       write_config<Spec>(f, "wavres-checkpoint", o_.dims, dataset_, backend_name<Exec>(), st.step);
       write_run_meta(f, meta());
@@ -208,11 +213,12 @@ class Experiment {
 
     if (!o_.quiet) {
       std::cerr << name_ << ": " << corpus.describe() << "\n"
-                << name_ << ": " << Spec::name() << ", " << model.table().count_parameters() << " parameters, d_model "
-                << d.D << ", heads " << d.H << ", d_ff " << d.F << ", T " << d.T << ", batch " << d.B << ", "
-                << backend_name<Exec>() << " x" << Exec().concurrency() << ", "
+                << name_ << ": " << Spec::name() << ", " << model.table().count_parameters()
+                << " parameters, d_model " << d.D << ", heads " << d.H << ", d_ff " << d.F << ", T " << d.T
+                << ", batch " << d.B << ", " << backend_name<Exec>() << " x" << Exec().concurrency() << ", "
                 << double(model.bytes_allocated()) / (1 << 20) << " MiB\n";
-      if (!resume_path.empty()) std::cerr << name_ << ": resumed from " << resume_path << " at step " << st.step << "\n";
+      if (!resume_path.empty())
+        std::cerr << name_ << ": resumed from " << resume_path << " at step " << st.step << "\n";
     }
     std::signal(SIGINT, wavres_on_signal);
     std::signal(SIGTERM, wavres_on_signal);
@@ -249,17 +255,19 @@ class Experiment {
       corpus.gather(corpus.train(), offsets, d.T, tokens_h.data());
       Kokkos::deep_copy(tokens, tokens_h);
       const double loss = model.loss_and_grad(tokens);
-      if (st.step + 1 == inject_nan_at_) Kokkos::deep_copy(Kokkos::subview(model.grads(), std::make_pair(int64_t(5), int64_t(6))), NAN);
+      if (st.step + 1 == inject_nan_at_)
+        Kokkos::deep_copy(Kokkos::subview(model.grads(), std::make_pair(int64_t(5), int64_t(6))), NAN);
       const double gnorm = global_grad_norm<float, Exec>(model.grads());
       if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
         std::string where = !std::isfinite(loss) ? "the loss" : first_nonfinite(model);
         throw RunError("non-finite " + where + " at step " + std::to_string(st.step + 1) +
-                           "; last good checkpoint: " + (last_good.empty() ? "none" : last_good) + " (left untouched)",
+                           "; last good checkpoint: " + (last_good.empty() ? "none" : last_good) +
+                           " (left untouched)",
                        kNonFinite);
       }
       const double lr = sched(st.step);
-      adamw_step<float, Exec>(model.params(), model.grads(), adam_m, adam_v, model.table().decay_end, lr, st.step + 1,
-                              gnorm, acfg);
+      adamw_step<float, Exec>(model.params(), model.grads(), adam_m, adam_v, model.table().decay_end, lr,
+                              st.step + 1, gnorm, acfg);
       ++st.step;
       ++steps_this_run;
       st.tokens_seen += tokens_per_step;
@@ -271,14 +279,16 @@ class Experiment {
       const bool stop = g_stop_signal != 0;
       if (do_eval || out_of_time) {
         last_val = evaluate(model, corpus, val_off, tokens, tokens_h);
-        bar.message("step " + std::to_string(st.step) + ": train " + fmt(loss) + ", val " + fmt(last_val) + " nats (" +
-                    fmt(last_val / std::log(2.0)) + " bits/char)");
+        bar.message("step " + std::to_string(st.step) + ": train " + fmt(loss) + ", val " + fmt(last_val) +
+                    " nats (" + fmt(last_val / std::log(2.0)) + " bits/char)");
       }
-      log << st.step << "," << st.tokens_seen << "," << fmt(loss, 6) << "," << (do_eval ? fmt(last_val, 6) : "") << ","
-          << lr << "," << fmt(tps, 1) << "," << fmt(gnorm, 5) << "\n";
-      if (!o_.quiet) bar.update(steps_this_run, double(steps_this_run * tokens_per_step), "loss " + fmt(ema_loss));
-      if ((o_.checkpoint_every > 0 && st.step % o_.checkpoint_every == 0) || st.step == st.total_steps || out_of_time ||
-          stop)
+      log << st.step << "," << st.tokens_seen << "," << fmt(loss, 6) << ","
+          << (do_eval ? fmt(last_val, 6) : "") << "," << lr << "," << fmt(tps, 1) << "," << fmt(gnorm, 5)
+          << "\n";
+      if (!o_.quiet)
+        bar.update(steps_this_run, double(steps_this_run * tokens_per_step), "loss " + fmt(ema_loss));
+      if ((o_.checkpoint_every > 0 && st.step % o_.checkpoint_every == 0) || st.step == st.total_steps ||
+          out_of_time || stop)
         save(st.step == st.total_steps || out_of_time || stop);
       if (stop) {
         log.flush();
@@ -288,7 +298,8 @@ class Experiment {
         return kInterrupted;
       }
       if (out_of_time) {
-        if (!o_.quiet) std::cerr << "\n" << name_ << ": stopping at step " << st.step << " (--max-minutes/--stop-at)\n";
+        if (!o_.quiet)
+          std::cerr << "\n" << name_ << ": stopping at step " << st.step << " (--max-minutes/--stop-at)\n";
         break;
       }
     }
@@ -304,13 +315,15 @@ class Experiment {
   // killed mid-way instead). extra_param_copies: optimizer moments etc. beyond params and grads.
   void check_memory(int extra_param_copies) const {
     if constexpr (!std::is_same_v<typename Exec::memory_space, Kokkos::HostSpace>) return;
-    const double need = double(M::bytes_required(o_.dims)) +
-                        double(extra_param_copies) * double(make_param_table<Spec>(o_.dims).total) * sizeof(float);
+    const double need =
+        double(M::bytes_required(o_.dims)) +
+        double(extra_param_copies) * double(make_param_table<Spec>(o_.dims).total) * sizeof(float);
     const double avail = double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
     if (need > 0.9 * avail) {
       std::ostringstream s;
-      s << "--batch " << o_.dims.B << " x --seq-len " << o_.dims.T << " needs " << std::fixed << std::setprecision(1)
-        << need / double(1 << 30) << " GiB but " << avail / double(1 << 30) << " GiB are available; lower --batch";
+      s << "--batch " << o_.dims.B << " x --seq-len " << o_.dims.T << " needs " << std::fixed
+        << std::setprecision(1) << need / double(1 << 30) << " GiB but " << avail / double(1 << 30)
+        << " GiB are available; lower --batch";
       throw UsageError(s.str());
     }
   }
@@ -334,8 +347,9 @@ class Experiment {
     auto tokens_h = Kokkos::create_mirror_view(tokens);
     const auto off = eval_offsets(corpus.val(), o_.dims.B, o_.dims.T, o_.eval_batches);
     const double loss = evaluate(model, corpus, off, tokens, tokens_h);
-    std::cout << name_ << ": " << o_.checkpoint << ": val loss " << fmt(loss, 5) << " nats (" << fmt(loss / std::log(2.0), 5)
-              << " bits/char) over " << off.size() * size_t(o_.dims.T) << " tokens of " << corpus.val().file << "\n";
+    std::cout << name_ << ": " << o_.checkpoint << ": val loss " << fmt(loss, 5) << " nats ("
+              << fmt(loss / std::log(2.0), 5) << " bits/char) over " << off.size() * size_t(o_.dims.T)
+              << " tokens of " << corpus.val().file << "\n";
     return kOk;
   }
 
@@ -389,7 +403,8 @@ class Experiment {
   Options o_;
   std::string name_, dataset_;
   // Test hook: WAVRES_INJECT_NAN_AT_STEP=k poisons one gradient at step k (non-finite detection path).
-  int64_t inject_nan_at_ = std::getenv("WAVRES_INJECT_NAN_AT_STEP") ? std::atoll(std::getenv("WAVRES_INJECT_NAN_AT_STEP")) : -1;
+  int64_t inject_nan_at_ =
+      std::getenv("WAVRES_INJECT_NAN_AT_STEP") ? std::atoll(std::getenv("WAVRES_INJECT_NAN_AT_STEP")) : -1;
   std::string start_time_ = now_iso8601();
 };
 

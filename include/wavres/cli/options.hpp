@@ -16,21 +16,21 @@ struct Options {
   std::string command;  // train | eval | dump
   Dims dims;            // dims.V is set from the corpus, not the command line
   int64_t steps = 2000;
-  bool steps_given = false;    // --steps on a resume extends (or shortens) the run's schedule
+  bool steps_given = false;  // --steps on a resume extends (or shortens) the run's schedule
   double lr = 1e-3;
   double warmup_frac = 0.05;
   uint64_t seed = 1;
   int64_t eval_every = 200;
   int64_t checkpoint_every = 1000;
-  int eval_batches = 16;       // validation batches per evaluation during training; eval: 0 = whole split
-  double max_minutes = 0;      // stop training (with a checkpoint) after this wall time; 0 = no limit
-  int64_t stop_at = 0;         // stop (with a checkpoint) once this step is reached; 0 = run to --steps
+  int eval_batches = 16;   // validation batches per evaluation during training; eval: 0 = whole split
+  double max_minutes = 0;  // stop training (with a checkpoint) after this wall time; 0 = no limit
+  int64_t stop_at = 0;     // stop (with a checkpoint) once this step is reached; 0 = run to --steps
   int keep_checkpoints = 3;
-  std::string out_dir;         // train: run directory;  dump: output file (--out)
+  std::string out_dir;  // train: run directory;  dump: output file (--out)
   std::string data_dir;
-  std::string resume;          // checkpoint path, or "latest" (newest in --out)
-  std::string checkpoint;      // eval / dump
-  double routing_init_std = 0; // --routing-init zeros | normal:STD
+  std::string resume;           // checkpoint path, or "latest" (newest in --out)
+  std::string checkpoint;       // eval / dump
+  double routing_init_std = 0;  // --routing-init zeros | normal:STD
   bool quiet = false;
   std::vector<std::string> argv;  // as given, for run metadata
 };

@@ -24,7 +24,7 @@ using Kokkos::Experimental::sqrt;
 #endif
 
 namespace wavres {
-// Column reductions (gain, query, embedding gradients) are split into this many row chunks: each chunk sums its
-// rows contiguously into a partial, then the partials are added in chunk order — fast and deterministic.
+// Column reductions (gain, query, embedding gradients) are split into this many row chunks: each chunk sums
+// its rows contiguously into a partial, then the partials are added in chunk order — fast and deterministic.
 constexpr int kRowChunks = 64;
 }  // namespace wavres

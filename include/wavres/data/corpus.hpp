@@ -16,7 +16,7 @@ struct DataError : std::runtime_error {
 
 // A byte range of one memory-mapped file.
 struct Split {
-  std::string file;           // path, for error messages
+  std::string file;  // path, for error messages
   const uint8_t* data = nullptr;
   int64_t size = 0;
 };
@@ -33,8 +33,10 @@ class Corpus {
  public:
   // dataset: "text8" or "tinystories". data_dir holds either the full files
   //   text8:        text8 (100,000,000 bytes -> 90M/5M/5M train/val/test)  else  text8-prefix (90 %/10 %)
-  //   tinystories:  TinyStories-train.txt + TinyStories-valid.txt           else  train-prefix.txt + valid-subset.txt
-  // searched in data_dir and data_dir/<dataset>/. Throws DataError naming the file for missing/empty/unreadable.
+  //   tinystories:  TinyStories-train.txt + TinyStories-valid.txt           else  train-prefix.txt +
+  //   valid-subset.txt
+  // searched in data_dir and data_dir/<dataset>/. Throws DataError naming the file for
+  // missing/empty/unreadable.
   static Corpus open(const std::string& dataset, const std::string& data_dir);
 
   const std::string& dataset() const { return dataset_; }
@@ -67,9 +69,9 @@ struct Rng {
   std::array<uint64_t, 4> s{};
   explicit Rng(uint64_t seed = 0);
   uint64_t next();
-  double uniform();                // [0, 1)
-  int64_t below(int64_t n);        // [0, n), n > 0
-  double normal();                 // standard normal (Box-Muller, no cached second value)
+  double uniform();          // [0, 1)
+  int64_t below(int64_t n);  // [0, n), n > 0
+  double normal();           // standard normal (Box-Muller, no cached second value)
 };
 
 }  // namespace wavres

@@ -3,8 +3,8 @@
 // never leaves a half-written file under the real name.
 #pragma once
 #include <array>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -22,7 +22,7 @@ struct RunMeta {
 
 // Everything a bit-identical resume needs besides params and moments.
 struct TrainState {
-  int64_t step = 0;          // optimizer steps taken
+  int64_t step = 0;  // optimizer steps taken
   int64_t total_steps = 0;
   int64_t warmup_steps = 0;
   double lr_peak = 0;
@@ -31,8 +31,9 @@ struct TrainState {
   int64_t tokens_seen = 0;
 };
 
-// FNV-1a (64 bit) over a tensor's float32 bytes, stored as the attribute "fnv1a64" of every tensor written and
-// verified on load: HDF5 does not checksum raw data, and a flipped bit in a checkpoint must not resume silently.
+// FNV-1a (64 bit) over a tensor's float32 bytes, stored as the attribute "fnv1a64" of every tensor written
+// and verified on load: HDF5 does not checksum raw data, and a flipped bit in a checkpoint must not resume
+// silently.
 inline int64_t fnv1a64(const float* p, size_t n) {
   uint64_t h = 1469598103934665603ULL;
   const auto* b = reinterpret_cast<const unsigned char*>(p);
@@ -48,7 +49,8 @@ inline void maybe_inject_write_failure(const std::string& file) {
     const char* e = std::getenv("WAVRES_INJECT_WRITE_FAILURE");
     return e ? std::atol(e) : 0L;
   }();
-  if (at > 0 && ++count == at) throw IoError(file + ": No space left on device (injected by WAVRES_INJECT_WRITE_FAILURE)");
+  if (at > 0 && ++count == at)
+    throw IoError(file + ": No space left on device (injected by WAVRES_INJECT_WRITE_FAILURE)");
 }
 
 // Host copy of a flat device buffer, as float32 per table entry.
@@ -117,7 +119,8 @@ void read_flat(const H5File& f, const std::string& prefix, const ParamTable& t, 
     auto v = f.read_f32(path);
     if (f.has_attr(path, "fnv1a64") && f.attr_int(path, "fnv1a64") != fnv1a64(v.data(), v.size()))
       throw IoError(f.path() + ": " + path + " fails its checksum (the file is corrupted)");
-    for (int64_t k = 0; k < e.size(); ++k) h(e.offset + k) = typename Flat::non_const_value_type(v[size_t(k)]);
+    for (int64_t k = 0; k < e.size(); ++k)
+      h(e.offset + k) = typename Flat::non_const_value_type(v[size_t(k)]);
   }
   Kokkos::deep_copy(device_buffer, h);
 }
@@ -198,7 +201,8 @@ void check_config(const H5File& f, const Dims& d, const std::string& dataset) {
   same("d_ff", d.F, "--d-ff is");
   same("seq_len", d.T, "--seq-len is");
   const std::string ds = f.attr_string("/config", "dataset");
-  if (ds != dataset) throw IoError(f.path() + ": dataset is " + ds + ", this executable trains on " + dataset);
+  if (ds != dataset)
+    throw IoError(f.path() + ": dataset is " + ds + ", this executable trains on " + dataset);
 }
 
 // Write through a temporary file and rename, so that the previous file at `path` survives any failure.
@@ -210,7 +214,8 @@ inline void write_atomically(const std::string& path, const std::function<void(H
       body(f);
       f.flush();
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) throw IoError(path + ": cannot rename " + tmp + " into place");
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      throw IoError(path + ": cannot rename " + tmp + " into place");
   } catch (...) {
     std::remove(tmp.c_str());
     throw;

@@ -33,7 +33,8 @@ class H5File {
   void write(const std::string& obj, const uint8_t* data, const std::vector<int64_t>& dims);
   void write(const std::string& obj, const uint64_t* data, const std::vector<int64_t>& dims);
   // variable-length UTF-8 strings, row-major
-  void write_strings(const std::string& obj, const std::vector<std::string>& s, const std::vector<int64_t>& dims);
+  void write_strings(const std::string& obj, const std::vector<std::string>& s,
+                     const std::vector<int64_t>& dims);
 
   std::vector<int64_t> dims(const std::string& obj) const;
   // read converts to the requested type (HDF5 conversion); throws if the element count differs from expected

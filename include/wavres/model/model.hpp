@@ -39,7 +39,8 @@ class Model {
   static constexpr int NL = Spec::n_layer;
   static constexpr Variant variant = Spec::variant;
 
-  explicit Model(const Dims& d) : dims_(checked(d)), table_(make_param_table<Spec>(d)), src_(make_source_list<Spec>()) {
+  explicit Model(const Dims& d)
+      : dims_(checked(d)), table_(make_param_table<Spec>(d)), src_(make_source_list<Spec>()) {
     const int64_t N = d.rows(), D = d.D, F = d.F;
     params_ = View1<R, Exec>("params", table_.total);
     grads_ = View1<R, Exec>("grads", table_.total);
@@ -99,8 +100,8 @@ class Model {
     }
     for (int i = 0; i < NL; ++i) {
       const std::string p = "layers/" + std::to_string(i) + "/";
-      layer_[i] = {table_.at(p + "attn/wq").offset, table_.at(p + "attn/wo").offset,
-                   table_.at(p + "mlp/w_gate").offset, table_.at(p + "mlp/w_down").offset,
+      layer_[i] = {table_.at(p + "attn/wq").offset,        table_.at(p + "attn/wo").offset,
+                   table_.at(p + "mlp/w_gate").offset,     table_.at(p + "mlp/w_down").offset,
                    table_.at(p + "attn_norm/gain").offset, table_.at(p + "mlp_norm/gain").offset};
     }
     off_tok_ = table_.at("embed/token").offset;
@@ -131,12 +132,24 @@ class Model {
       for (int64_t k = 0; k < e.size(); ++k) {
         R& v = h(e.offset + k);
         switch (e.init) {
-          case ParamEntry::normal: v = R(0.02 * rng.normal()); break;
-          case ParamEntry::normal_scaled: v = R(std_scaled * rng.normal()); break;
-          case ParamEntry::ones: v = R(1); break;
-          case ParamEntry::zeros: v = R(0); break;
-          case ParamEntry::query: v = query_std > 0 ? R(query_std * rng.normal()) : R(0); break;
-          case ParamEntry::detail_bias: v = R(-2); break;
+          case ParamEntry::normal:
+            v = R(0.02 * rng.normal());
+            break;
+          case ParamEntry::normal_scaled:
+            v = R(std_scaled * rng.normal());
+            break;
+          case ParamEntry::ones:
+            v = R(1);
+            break;
+          case ParamEntry::zeros:
+            v = R(0);
+            break;
+          case ParamEntry::query:
+            v = query_std > 0 ? R(query_std * rng.normal()) : R(0);
+            break;
+          case ParamEntry::detail_bias:
+            v = R(-2);
+            break;
         }
       }
     Kokkos::deep_copy(params_, h);
@@ -155,8 +168,10 @@ class Model {
       const int c = l - 1;
       Mat<R, Exec> h = slot(hbuf_, c);
       if constexpr (is_blocked(variant)) {
-        if (two_phase_) block_mix_forward(l);
-        else mix_forward(c);
+        if (two_phase_)
+          block_mix_forward(l);
+        else
+          mix_forward(c);
       } else if constexpr (Spec::routed) {
         mix_forward(c);
       }
@@ -226,8 +241,8 @@ class Model {
         Mat<const R, Exec> kap;
         if constexpr (variant == Variant::wav_v1) kap = kappa_slot(n - 1);
         block_accumulate_backward<R, Exec>(slot2(dy_), acc, dbank_, (n - 1) * S + i, i == S,
-                                           wav ? L + 1 + 2 * (n - 1) : -1, wav ? L + 2 + 2 * (n - 1) : -1, kap,
-                                           cp, cs);
+                                           wav ? L + 1 + 2 * (n - 1) : -1, wav ? L + 2 + 2 * (n - 1) : -1,
+                                           kap, cp, cs);
         dY = wav ? slot2(dy_) : acc;
       }
       sublayer_backward(l, dY);  // leaves ∂loss/∂(normed input) in dxn
@@ -283,17 +298,18 @@ class Model {
   static int64_t bytes_required(const Dims& d) {
     const int64_t N = d.rows(), D = d.D, F = d.F, BHT = int64_t(d.B) * d.H * d.T, hd = D / d.H;
     const int64_t P = make_param_table<Spec>(d).total;
-    int64_t n = 2 * P;                                                          // params, grads
-    n += (L + 1) * N * D + L * N * D + (L + 1) * N;                             // h, xn, rstd
-    n += NL * (N * 3 * D + N * D + BHT + N * 2 * F + N * F);                    // qkv, att, lse, gu, act
-    n += N * D + N * d.V + 5 * N * D + N * 3 * D + N * 2 * F + N * F;           // xnf, logits, scratch
+    int64_t n = 2 * P;                                                            // params, grads
+    n += (L + 1) * N * D + L * N * D + (L + 1) * N;                               // h, xn, rstd
+    n += NL * (N * 3 * D + N * D + BHT + N * 2 * F + N * F);                      // qkv, att, lse, gu, act
+    n += N * D + N * d.V + 5 * N * D + N * 3 * D + N * 2 * F + N * F;             // xnf, logits, scratch
     n += int64_t(d.B) * d.H * int64_t(attention_scratch_per_item(d.T, int(hd)));  // attention scratch
-    n += kRowChunks * D + kRowChunks * d.V * D;                                 // reduction partials
+    n += kRowChunks * D + kRowChunks * d.V * D;                                   // reduction partials
     if constexpr (Spec::routed) {
       const int64_t E = make_source_list<Spec>().total();
       n += 2 * Spec::bank_size * N * D + Spec::bank_size * N + E * N + kRowChunks * (D + 2) + 2 * E;
     }
-    if constexpr (is_blocked(variant)) n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D + Spec::N * Spec::S;
+    if constexpr (is_blocked(variant))
+      n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D + Spec::N * Spec::S;
     if constexpr (variant == Variant::wav_v1) n += 2 * N * D + Spec::N * 2 * N;
     return n * int64_t(sizeof(R));
   }
@@ -301,7 +317,9 @@ class Model {
   // Bytes held by activations, scratch and parameters (+grads), for reports.
   int64_t bytes_allocated() const {
     int64_t n = 0;
-    auto add = [&](auto& v) { n += int64_t(v.span()) * int64_t(sizeof(typename std::decay_t<decltype(v)>::value_type)); };
+    auto add = [&](auto& v) {
+      n += int64_t(v.span()) * int64_t(sizeof(typename std::decay_t<decltype(v)>::value_type));
+    };
     add(params_), add(grads_), add(hbuf_), add(xn_), add(rstd_), add(qkv_), add(att_), add(lse_), add(gu_);
     add(act_), add(xnf_), add(logits_), add(dh_), add(dres_), add(dy_), add(dxn_), add(datt_), add(dqkv_);
     add(dgu_), add(dact_), add(bank_), add(dbank_), add(rinv_), add(alpha_), add(r_scratch_), add(ksum_);
@@ -320,7 +338,9 @@ class Model {
     return d;
   }
 
-  Mat<R, Exec> slot(View3<R, Exec> v, int s) const { return Mat<R, Exec>(&v(s, 0, 0), v.extent(1), v.extent(2)); }
+  Mat<R, Exec> slot(View3<R, Exec> v, int s) const {
+    return Mat<R, Exec>(&v(s, 0, 0), v.extent(1), v.extent(2));
+  }
   Mat<R, Exec> slot2(View2<R, Exec> v) const { return Mat<R, Exec>(v.data(), v.extent(0), v.extent(1)); }
   Mat<R, Exec> kappa_slot(int n) const { return Mat<R, Exec>(&kappa_(n, 0, 0), 2, kappa_.extent(2)); }
   Mat<const R, Exec> cP(int64_t off, int64_t r, int64_t c) const {
@@ -341,30 +361,32 @@ class Model {
     mixer_forward<R, Exec>(slot(hbuf_, c), alpha_, bank_, rinv_, sources_of(c), cV(off_query_ + c * D, D),
                            cV(off_kgain_ + c * D, D), beta_row(c));
   }
-  // Block/WAV forward mixing of sublayer l: phase 1 for the whole block at its first sublayer, then the merge.
+  // Block/WAV forward mixing of sublayer l: phase 1 for the whole block at its first sublayer, then the
+  // merge.
   void block_mix_forward(int l) {
     constexpr int S = Spec::S;
     const int64_t D = dims_.D;
     const int n = (l - 1) / S + 1, i = (l - 1) % S + 1, c0 = (n - 1) * S, c = l - 1;
     const int nc = src_.count(c0);
     if (i == 1) {
-      mixer_block_queries<R, Exec>(slot2(qhat_), cP(off_query_ + c0 * D, S, D), cP(off_kgain_ + c0 * D, S, D));
+      mixer_block_queries<R, Exec>(slot2(qhat_), cP(off_query_ + c0 * D, S, D),
+                                   cP(off_kgain_ + c0 * D, S, D));
       Mat<const R, Exec> beta;
       if constexpr (variant == Variant::wav_v1) beta = cP(off_dbias_ + 2 * c0, S, 2);
-      mixer_block_phase1<R, Exec>(apart_, mpart_, lpart_, alpha_, bank_, rinv_, slot_, kind_, block_starts_, c0, S,
-                                  nc, slot2(qhat_), beta);
+      mixer_block_phase1<R, Exec>(apart_, mpart_, lpart_, alpha_, bank_, rinv_, slot_, kind_, block_starts_,
+                                  c0, S, nc, slot2(qhat_), beta);
     }
-    mixer_block_merge<R, Exec>(slot(hbuf_, c), alpha_, bank_, rinv_, apart_, mpart_, lpart_, slot2(qhat_), i - 1,
-                               src_.start[c], nc, i >= 2 ? c0 + i - 1 : -1);
+    mixer_block_merge<R, Exec>(slot(hbuf_, c), alpha_, bank_, rinv_, apart_, mpart_, lpart_, slot2(qhat_),
+                               i - 1, src_.start[c], nc, i >= 2 ? c0 + i - 1 : -1);
   }
 
   void mix_backward(int c) {
     const int64_t D = dims_.D;
     Vec<R, Exec> dbeta;
     if constexpr (variant == Variant::wav_v1) dbeta = gV(off_dbias_ + 2 * c, 2);
-    mixer_backward<R, Exec>(dbank_, gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), dbeta,
-                            r_scratch_, ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_,
-                            sources_of(c), cV(off_query_ + c * D, D), cV(off_kgain_ + c * D, D));
+    mixer_backward<R, Exec>(dbank_, gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), dbeta, r_scratch_,
+                            ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_, sources_of(c),
+                            cV(off_query_ + c * D, D), cV(off_kgain_ + c * D, D));
   }
 
   // y (=, or += with beta = 1) f_l(h): attention for odd l, SwiGLU MLP for even l.
@@ -434,7 +456,8 @@ class Model {
   View3<R, Exec> apart_;
   View2<R, Exec> mpart_, lpart_, qhat_;
   View1<int, Exec> block_starts_;
-  int64_t off_tok_ = 0, off_pos_ = 0, off_head_ = 0, off_gf_ = 0, off_query_ = 0, off_kgain_ = 0, off_dbias_ = 0;
+  int64_t off_tok_ = 0, off_pos_ = 0, off_head_ = 0, off_gf_ = 0, off_query_ = 0, off_kgain_ = 0,
+          off_dbias_ = 0;
 };
 
 }  // namespace wavres

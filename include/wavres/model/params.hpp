@@ -1,6 +1,6 @@
-// All parameters live in one flat buffer (and so do their gradients and AdamW moments), so that the optimizer,
-// the gradient norm and checkpoint I/O are single loops. Each tensor is a named window into it; names are the
-// HDF5 paths under /params (checkpoint-layout.md).
+// All parameters live in one flat buffer (and so do their gradients and AdamW moments), so that the
+// optimizer, the gradient norm and checkpoint I/O are single loops. Each tensor is a named window into it;
+// names are the HDF5 paths under /params (checkpoint-layout.md).
 #pragma once
 #include <cstdint>
 #include <stdexcept>
@@ -12,14 +12,16 @@
 namespace wavres {
 
 struct ParamEntry {
-  std::string name;   // e.g. "layers/3/attn/wq"
-  int64_t rows = 0;   // matrices [rows, cols]; vectors have cols = 0
+  std::string name;  // e.g. "layers/3/attn/wq"
+  int64_t rows = 0;  // matrices [rows, cols]; vectors have cols = 0
   int64_t cols = 0;
   int64_t offset = 0;  // in elements
   bool decay = false;  // AdamW weight decay (rank-2 weights and embeddings only, spec §6)
   enum Init { normal, normal_scaled, ones, zeros, query, detail_bias } init = normal;
   int64_t size() const { return cols ? rows * cols : rows; }
-  std::vector<int64_t> dims() const { return cols ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows}; }
+  std::vector<int64_t> dims() const {
+    return cols ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows};
+  }
 };
 
 struct ParamTable {
@@ -44,7 +46,8 @@ struct ParamTable {
 template <class Spec>
 ParamTable make_param_table(const Dims& d) {
   ParamTable t;
-  auto add = [&](std::string name, int64_t r, int64_t c, bool decay, ParamEntry::Init init, bool align = true) {
+  auto add = [&](std::string name, int64_t r, int64_t c, bool decay, ParamEntry::Init init,
+                 bool align = true) {
     if (align) t.total = (t.total + 15) / 16 * 16;
     t.entries.push_back({std::move(name), r, c, t.total, decay, init});
     t.total += c ? r * c : r;
@@ -75,7 +78,8 @@ ParamTable make_param_table(const Dims& d) {
     add("routing/query", L + 1, D, false, ParamEntry::query);
     add("routing/key_gain", L + 1, D, false, ParamEntry::ones);
   }
-  if constexpr (Spec::variant == Variant::wav_v1) add("routing/detail_bias", L + 1, 2, false, ParamEntry::detail_bias);
+  if constexpr (Spec::variant == Variant::wav_v1)
+    add("routing/detail_bias", L + 1, 2, false, ParamEntry::detail_bias);
   t.total = (t.total + 15) / 16 * 16;
   return t;
 }

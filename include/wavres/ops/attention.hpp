@@ -1,5 +1,6 @@
 // Causal multi-head self-attention core (the projections are linear layers around it).
-// qkv is [B·T, 3D]: q in columns [0,D), k in [D,2D), v in [2D,3D); head h owns columns h·hd … (h+1)·hd−1 of each.
+// qkv is [B·T, 3D]: q in columns [0,D), k in [D,2D), v in [2D,3D); head h owns columns h·hd … (h+1)·hd−1 of
+// each.
 //
 // One work item per (batch, head): it transposes that head's K (and V) into scratch once, so that every inner
 // loop below runs over contiguous key positions — vectorised by the compiler without reassociating sums — and
@@ -16,7 +17,6 @@ constexpr int kMaxHeadDim = 256;  // Dims::validate() enforces it
 // Query rows per pass over K/V.
 constexpr int kQueryTile = 4;
 static_assert(kQueryTile == 4, "the attention tile loops below are written out for 4 query rows");
-
 
 // The inner loops of the 4-row tiles. They are functions so that their pointers are restrict-qualified
 // parameters: GCC honours restrict there (also after inlining), not on locals derived from one scratch base,
@@ -46,8 +46,12 @@ KOKKOS_INLINE_FUNCTION void tile_gather(int n, R* KOKKOS_RESTRICT y, const R* c,
 // Rows are padded (Tp = T + 16) and arrays offset by an odd number of cache lines: with T = 256 the unpadded
 // rows and arrays sit at multiples of 4 KiB, and the CPU's 4K-aliasing check then stalls loads behind
 // unrelated stores (measured: the backward ran 2x slower).
-KOKKOS_INLINE_FUNCTION size_t attention_row_stride(int T) { return size_t(T) + 16; }
-KOKKOS_INLINE_FUNCTION size_t attention_array_stride(int T, int hd) { return size_t(hd) * attention_row_stride(T) + 48; }
+KOKKOS_INLINE_FUNCTION size_t attention_row_stride(int T) {
+  return size_t(T) + 16;
+}
+KOKKOS_INLINE_FUNCTION size_t attention_array_stride(int T, int hd) {
+  return size_t(hd) * attention_row_stride(T) + 48;
+}
 inline size_t attention_scratch_per_item(int T, int hd) {
   return 4 * attention_array_stride(T, hd) + 2 * size_t(kQueryTile) * attention_row_stride(T) + 48;
 }
@@ -60,8 +64,8 @@ View1<R, Exec> attention_scratch(int B, int T, int H, int D) {
 //   s_ts = c · q_t·k_s  (s ≤ t),   p_ts = softmax_s(s_ts),   o_t = Σ_s p_ts v_s,   lse_t = log Σ_s exp(s_ts)
 // lse is kept so that backward recomputes p exactly instead of storing it.
 template <class R, class Exec>
-void attention_forward(Mat<R, Exec> out, Vec<R, Exec> lse, Mat<const R, Exec> qkv, View1<R, Exec> scratch, int B,
-                       int T, int H) {
+void attention_forward(Mat<R, Exec> out, Vec<R, Exec> lse, Mat<const R, Exec> qkv, View1<R, Exec> scratch,
+                       int B, int T, int H) {
   const int D = int(out.extent(1)), hd = D / H;
   const R scale = R(1) / kmath::sqrt(R(hd));
   const size_t per_item = attention_scratch_per_item(T, hd);
@@ -72,7 +76,7 @@ void attention_forward(Mat<R, Exec> out, Vec<R, Exec> lse, Mat<const R, Exec> qk
         const int64_t base = (bh / H) * T;
         const size_t Tp = attention_row_stride(T), A = attention_array_stride(T, hd);
         R* KOKKOS_RESTRICT kT = scratch.data() + size_t(bh) * per_item;  // [hd][Tp]
-        R* KOKKOS_RESTRICT sc = kT + 4 * A;                               // [Q][Tp]
+        R* KOKKOS_RESTRICT sc = kT + 4 * A;                              // [Q][Tp]
         for (int s = 0; s < T; ++s) {
           const R* k = &qkv(base + s, D + h * hd);
           for (int d = 0; d < hd; ++d) kT[d * Tp + s] = k[d];
@@ -123,10 +127,12 @@ void attention_forward(Mat<R, Exec> out, Vec<R, Exec> lse, Mat<const R, Exec> qk
 //   dv_s += Σ_t p_ts do_t,   dp_ts = do_t · v_s,   ds_ts = p_ts (dp_ts − Δ_t)
 //   dq_t  = c Σ_s ds_ts k_s,  dk_s += c Σ_t ds_ts q_t
 // Query tiles run serially inside a work item; dK and dV accumulate transposed in the item's scratch (every
-// inner loop runs over contiguous key positions) and are written out once at the end. No atomics, fixed order.
+// inner loop runs over contiguous key positions) and are written out once at the end. No atomics, fixed
+// order.
 template <class R, class Exec>
-void attention_backward(Mat<R, Exec> dqkv, Mat<const R, Exec> dout, Mat<const R, Exec> out, Vec<const R, Exec> lse,
-                        Mat<const R, Exec> qkv, View1<R, Exec> scratch, int B, int T, int H) {
+void attention_backward(Mat<R, Exec> dqkv, Mat<const R, Exec> dout, Mat<const R, Exec> out,
+                        Vec<const R, Exec> lse, Mat<const R, Exec> qkv, View1<R, Exec> scratch, int B, int T,
+                        int H) {
   const int D = int(out.extent(1)), hd = D / H;
   const R scale = R(1) / kmath::sqrt(R(hd));
   const size_t per_item = attention_scratch_per_item(T, hd);
@@ -137,11 +143,11 @@ void attention_backward(Mat<R, Exec> dqkv, Mat<const R, Exec> dout, Mat<const R,
         const int64_t base = (bh / H) * T;
         const size_t Tp = attention_row_stride(T), A = attention_array_stride(T, hd);
         R* KOKKOS_RESTRICT kT = scratch.data() + size_t(bh) * per_item;  // [hd][Tp]
-        R* KOKKOS_RESTRICT vT = kT + A;                                   // [hd][Tp]
-        R* KOKKOS_RESTRICT dkT = vT + A;                                  // [hd][Tp]
-        R* KOKKOS_RESTRICT dvT = dkT + A;                                 // [hd][Tp]
-        R* KOKKOS_RESTRICT P = dvT + A;                                   // [Q][Tp]
-        R* KOKKOS_RESTRICT dS = P + size_t(Q) * Tp + 48;                  // [Q][Tp]
+        R* KOKKOS_RESTRICT vT = kT + A;                                  // [hd][Tp]
+        R* KOKKOS_RESTRICT dkT = vT + A;                                 // [hd][Tp]
+        R* KOKKOS_RESTRICT dvT = dkT + A;                                // [hd][Tp]
+        R* KOKKOS_RESTRICT P = dvT + A;                                  // [Q][Tp]
+        R* KOKKOS_RESTRICT dS = P + size_t(Q) * Tp + 48;                 // [Q][Tp]
         for (int s = 0; s < T; ++s) {
           const R* k = &qkv(base + s, D + h * hd);
           const R* v = &qkv(base + s, 2 * D + h * hd);

@@ -26,7 +26,8 @@ template <class R, class Exec>
 void embedding_backward(Mat<R, Exec> dE_tok, Mat<R, Exec> dE_pos, Mat<const R, Exec> dx0,
                         Mat<const int32_t, Exec> tokens, int T, View3<R, Exec> partial = {}) {
   const int64_t N = dx0.extent(0), D = dx0.extent(1), V = dE_tok.extent(0), B = N / T;
-  if (partial.extent(0) < size_t(kRowChunks) || partial.extent(1) < size_t(V) || partial.extent(2) < size_t(D))
+  if (partial.extent(0) < size_t(kRowChunks) || partial.extent(1) < size_t(V) ||
+      partial.extent(2) < size_t(D))
     partial = View3<R, Exec>("embedding_partial", kRowChunks, V, D);
   Kokkos::parallel_for(
       "embedding_backward_pos", Range<Exec>(0, T), KOKKOS_LAMBDA(int64_t t) {

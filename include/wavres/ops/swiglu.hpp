@@ -1,4 +1,5 @@
-// SwiGLU activation between the MLP's two projections: a = silu(g) ⊙ u, with gu = [g | u] from one fused gemm.
+// SwiGLU activation between the MLP's two projections: a = silu(g) ⊙ u, with gu = [g | u] from one fused
+// gemm.
 #pragma once
 #include "wavres/core/math.hpp"
 #include "wavres/core/types.hpp"

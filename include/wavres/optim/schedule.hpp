@@ -8,8 +8,8 @@ namespace wavres {
 struct LrSchedule {
   double peak = 1e-3;
   int64_t total_steps = 1000;
-  int64_t warmup_steps = 50;   // default 5 % of total_steps
-  double floor_frac = 0.1;     // decay to 10 % of peak
+  int64_t warmup_steps = 50;  // default 5 % of total_steps
+  double floor_frac = 0.1;    // decay to 10 % of peak
 
   static LrSchedule with_defaults(double peak, int64_t total) {
     LrSchedule s;

@@ -16,10 +16,12 @@ struct MixerSources {
   int start = 0, n = 0;
 };
 
-// Forward: writes h [N,D] and α (alpha(start+j, i)); beta is the consumer's detail-bias row (extent 0 = none).
+// Forward: writes h [N,D] and α (alpha(start+j, i)); beta is the consumer's detail-bias row (extent 0 =
+// none).
 template <class R, class Exec>
 void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> bank, View2<const R, Exec> rinv,
-                   MixerSources<Exec> src, Vec<const R, Exec> w, Vec<const R, Exec> g, Vec<const R, Exec> beta) {
+                   MixerSources<Exec> src, Vec<const R, Exec> w, Vec<const R, Exec> g,
+                   Vec<const R, Exec> beta) {
   const int64_t D = h.extent(1);
   const int start = src.start, n = src.n;
   const bool has_beta = beta.extent(0) > 0;
@@ -74,7 +76,8 @@ void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<
   const bool has_beta = dbeta.extent(0) > 0;
   auto slot = src.slot;
   auto kind = src.kind;
-  // the partials are [kRowChunks, D] and [kRowChunks, 2]; a smaller scratch gets a private one (tests do this)
+  // the partials are [kRowChunks, D] and [kRowChunks, 2]; a smaller scratch gets a private one (tests do
+  // this)
   if (r_part.extent(0) < size_t(kRowChunks) || r_part.extent(1) < size_t(D))
     r_part = View2<R, Exec>("mixer_r_part", kRowChunks, D);
   if (k_part.extent(0) < size_t(kRowChunks) || k_part.extent(1) < 2)

@@ -39,7 +39,7 @@ SourceList make_source_list() {
     if constexpr (Spec::variant == Variant::full_attnres) {
       for (int j = 0; j <= c; ++j) add(j, kSummary, j == 0 ? "x0" : "y" + std::to_string(j));
     } else if constexpr (is_blocked(Spec::variant)) {
-      const int l = c + 1;  // sublayer number; L+1 for the output
+      const int l = c + 1;                                  // sublayer number; L+1 for the output
       const int n = c < L ? (l - 1) / S + 1 : Spec::N + 1;  // output behaves like position 1 of block N+1
       const int i = c < L ? (l - 1) % S + 1 : 1;
       add(0, kSummary, "b0");

@@ -3,7 +3,8 @@
 // All S consumers of block n see the same completed sources C_n = [b_0, b_1, (π̃_1, σ̃_1), …, b_{n-1}, …];
 // only the running partial b_n^{i-1} differs. Phase 1, once per block, scores every consumer's query against
 // C_n and accumulates its unnormalised partial output, reading each source twice instead of S times:
-//   s_pj = ⟨q̂_p, u_j⟩ + β_p,kind(j),   m_p = max_j s_pj,   l_p = Σ_j e^{s_pj − m_p},   a_p = Σ_j e^{s_pj − m_p} v_j
+//   s_pj = ⟨q̂_p, u_j⟩ + β_p,kind(j),   m_p = max_j s_pj,   l_p = Σ_j e^{s_pj − m_p},   a_p = Σ_j e^{s_pj −
+//   m_p} v_j
 // Phase 2, at consumer p (position i = p+1), merges the partial source with an online-softmax correction:
 //   s* = ⟨q̂_p, u_{b^{i-1}}⟩,  m' = max(m_p, s*),  f = e^{m_p − m'},  e = e^{s* − m'},  L = f·l_p + e
 //   h = (f·a_p + e·b^{i-1}) / L,   α_j = e^{s_pj − m_p}·f / L,   α_partial = e / L
@@ -25,13 +26,14 @@ void mixer_block_queries(Mat<R, Exec> qhat, Mat<const R, Exec> w, Mat<const R, E
       KOKKOS_LAMBDA(int64_t k) { qhat(k / D, k % D) = w(k / D, k % D) * g(k / D, k % D); });
 }
 
-// Phase 1. starts[soff + p] = first source-table entry of consumer p; the first nc entries of every consumer are C_n.
-// Leaves e^{s_pj − m_p} in alpha(starts[p] + j, i), and a_p, m_p, l_p in apart(p, i, :), mpart(p, i), lpart(p, i).
+// Phase 1. starts[soff + p] = first source-table entry of consumer p; the first nc entries of every consumer
+// are C_n. Leaves e^{s_pj − m_p} in alpha(starts[p] + j, i), and a_p, m_p, l_p in apart(p, i, :), mpart(p,
+// i), lpart(p, i).
 template <class R, class Exec>
-void mixer_block_phase1(View3<R, Exec> apart, View2<R, Exec> mpart, View2<R, Exec> lpart, View2<R, Exec> alpha,
-                        View3<const R, Exec> bank, View2<const R, Exec> rinv, View1<int, Exec> slot,
-                        View1<int, Exec> kind, View1<int, Exec> starts, int soff, int S, int nc, Mat<const R, Exec> qhat,
-                        Mat<const R, Exec> beta) {
+void mixer_block_phase1(View3<R, Exec> apart, View2<R, Exec> mpart, View2<R, Exec> lpart,
+                        View2<R, Exec> alpha, View3<const R, Exec> bank, View2<const R, Exec> rinv,
+                        View1<int, Exec> slot, View1<int, Exec> kind, View1<int, Exec> starts, int soff,
+                        int S, int nc, Mat<const R, Exec> qhat, Mat<const R, Exec> beta) {
   const int64_t D = bank.extent(2);
   const bool has_beta = beta.data() != nullptr;
   Kokkos::parallel_for(
@@ -76,9 +78,10 @@ void mixer_block_phase1(View3<R, Exec> apart, View2<R, Exec> mpart, View2<R, Exe
 
 // Phase 2 for the consumer at block position p (partial_slot < 0 at p = 0: no partial source yet).
 template <class R, class Exec>
-void mixer_block_merge(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> bank, View2<const R, Exec> rinv,
-                       View3<const R, Exec> apart, View2<const R, Exec> mpart, View2<const R, Exec> lpart,
-                       Mat<const R, Exec> qhat, int p, int start, int nc, int partial_slot) {
+void mixer_block_merge(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> bank,
+                       View2<const R, Exec> rinv, View3<const R, Exec> apart, View2<const R, Exec> mpart,
+                       View2<const R, Exec> lpart, Mat<const R, Exec> qhat, int p, int start, int nc,
+                       int partial_slot) {
   const int64_t D = h.extent(1);
   Kokkos::parallel_for(
       "mixer_block_merge", Range<Exec>(0, h.extent(0)), KOKKOS_LAMBDA(int64_t i) {

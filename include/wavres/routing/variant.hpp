@@ -7,8 +7,8 @@ namespace wavres {
 enum class Variant { prenorm, full_attnres, block_attnres, wav_v1 };
 
 constexpr const char* variant_name(Variant v) {
-  return v == Variant::prenorm        ? "prenorm"
-         : v == Variant::full_attnres ? "full_attnres"
+  return v == Variant::prenorm         ? "prenorm"
+         : v == Variant::full_attnres  ? "full_attnres"
          : v == Variant::block_attnres ? "block_attnres"
                                        : "wav_v1";
 }
@@ -27,7 +27,9 @@ constexpr int default_block_sublayers(int n_layer) {
   return best ? best : 2;
 }
 
-constexpr bool is_blocked(Variant v) { return v == Variant::block_attnres || v == Variant::wav_v1; }
+constexpr bool is_blocked(Variant v) {
+  return v == Variant::block_attnres || v == Variant::wav_v1;
+}
 
 // ModelSpec<variant, n_layer, S>: everything that shapes the routing graph is fixed here, so that the source
 // lists and the loops over sublayers are known to the compiler; widths stay run-time.
@@ -46,13 +48,14 @@ struct ModelSpec {
                 "block size counts sublayers and must be even: a block holds whole layers (attention + MLP)");
   static_assert(!is_blocked(V) || BlockSublayers <= 0 || L % BlockSublayers == 0,
                 "block size must divide the number of sublayers L = 2*n_layer");
-  static_assert(V != Variant::wav_v1 || BlockSublayers >= 4,
-                "WAV v1 needs a block of at least 4 sublayers: at S = 2 the phase and split details coincide");
+  static_assert(
+      V != Variant::wav_v1 || BlockSublayers >= 4,
+      "WAV v1 needs a block of at least 4 sublayers: at S = 2 the phase and split details coincide");
 
   // Sources in the bank: Full keeps x0 and every update; Block/WAV keep b0 and every running partial b_n^i
   // (b_n = b_n^S); WAV adds the RMS-matched phase and split details of each completed block.
   static constexpr int bank_size = V == Variant::prenorm         ? 0
-                                   : V == Variant::full_attnres ? L + 1
+                                   : V == Variant::full_attnres  ? L + 1
                                    : V == Variant::block_attnres ? L + 1
                                                                  : L + 1 + 2 * N;
   static std::string name() {
