@@ -2,13 +2,14 @@
 # Installs everything wavres needs on Debian 12 and builds Kokkos + Kokkos Kernels once into a cache prefix.
 # Idempotent: a second run finds the cache and returns in seconds.
 #
-#   cmake/setup-deps.sh [openmp|cuda]      (default openmp)
+#   cmake/setup-deps.sh [openmp]      (the CUDA build is not part of this script yet)
 #
 # Environment:
 #   WAVRES_DEPS   cache prefix (default ~/.cache/wavres); Kokkos goes to $WAVRES_DEPS/kokkos-3.4.01-<backend>
 #   Kokkos_ROOT   if set and valid, nothing is built: your own Kokkos >= 3.4 (+ Kokkos Kernels) is used
 set -euo pipefail
 backend=${1:-openmp}
+[ "$backend" = openmp ] || { echo "setup-deps: only the openmp backend is supported so far, got '$backend'" >&2; exit 2; }
 deps=${WAVRES_DEPS:-$HOME/.cache/wavres}
 prefix=$deps/kokkos-3.4.01-$backend
 jobs=$(nproc)
@@ -16,7 +17,7 @@ log() { printf '[setup-deps] %s\n' "$*" >&2; }
 
 # ---- 1. Debian packages -------------------------------------------------------------------------------------
 # OpenBLAS's OpenMP flavour shares Kokkos' OpenMP thread pool instead of spawning a second pool (oversubscription).
-pkgs=(build-essential cmake ninja-build libeigen3-dev libhdf5-dev hdf5-tools libboost-test-dev
+pkgs=(build-essential cmake ninja-build git curl unzip ca-certificates libeigen3-dev libhdf5-dev hdf5-tools libboost-test-dev
       libopenblas-openmp-dev dpkg-dev clang-format
       python3-torch python3-h5py python3-numpy python3-matplotlib)  # torch: the independent reference of the spec
 missing=()
@@ -53,7 +54,8 @@ if [ ! -d "$src/kokkos" ] || [ ! -d "$src/kokkos-kernels" ]; then
   log "downloading trilinos sources (~166 MB, once)"
   tmp=$deps/trilinos-download
   mkdir -p "$tmp"
-  ls "$tmp"/trilinos_*.orig.tar.* >/dev/null 2>&1 || (cd "$tmp" && apt-get source -qq --download-only trilinos >/dev/null 2>&1)
+  ls "$tmp"/trilinos_*.orig.tar.* >/dev/null 2>&1 || (cd "$tmp" && apt-get source -qq --download-only trilinos >/dev/null) ||
+    { echo "setup-deps: could not download Debian's trilinos source package (network? deb-src?)" >&2; exit 1; }
   tarball=$(ls "$tmp"/trilinos_*.orig.tar.* | head -n1)
   log "extracting Kokkos and Kokkos Kernels from $(basename "$tarball")"
   top=$( (tar tf "$tarball" || true) | sed -n '1{s,/.*,,;p;q}')
@@ -71,25 +73,12 @@ case $backend in
     kk_flags=(-DKokkosKernels_ENABLE_TPL_BLAS=ON -DKokkosKernels_INST_EXECSPACE_OPENMP=ON
               -DKokkosKernels_INST_EXECSPACE_SERIAL=OFF -DKokkosKernels_INST_MEMSPACE_HOSTSPACE=ON)
     cxx=${CXX:-g++} ;;
-  cuda)
-    arch=${WAVRES_CUDA_ARCH:-HOPPER90}
-    kokkos_src_dir=$src/kokkos-cuda
-    if [ ! -d "$kokkos_src_dir" ]; then
-      cp -r "$src/kokkos" "$kokkos_src_dir"
-      for p in "$(dirname "$0")"/patches/kokkos-3.4.01-*.patch; do
-        [ -f "$p" ] && { log "patching: $(basename "$p")"; patch -s -d "$kokkos_src_dir" -p1 < "$p"; }
-      done
-    fi
-    kokkos_flags=(-DKokkos_ENABLE_CUDA=ON -DKokkos_ENABLE_CUDA_LAMBDA=ON -DKokkos_ENABLE_SERIAL=ON
-                  -DKokkos_ARCH_${arch}=ON)
-    kk_flags=(-DKokkosKernels_ENABLE_TPL_CUBLAS=ON -DKokkosKernels_INST_EXECSPACE_CUDA=ON
-              -DKokkosKernels_INST_MEMSPACE_CUDASPACE=ON -DKokkosKernels_INST_EXECSPACE_SERIAL=OFF)
-    cxx=$kokkos_src_dir/bin/nvcc_wrapper ;;
-  *) echo "setup-deps: unknown backend '$backend' (expected openmp or cuda)" >&2; exit 2 ;;
+  *) echo "setup-deps: unknown backend '$backend' (expected openmp)" >&2; exit 2 ;;
 esac
-ksrc=${kokkos_src_dir:-$src/kokkos}
+ksrc=$src/kokkos
 build=$deps/build-$backend
 rm -rf "$build"; mkdir -p "$build"
+trap 'echo "setup-deps: build failed; last lines of the logs in $build:" >&2; tail -n 20 "$build"/*.log >&2' ERR
 log "building Kokkos ($backend) into $prefix"
 cmake -S "$ksrc" -B "$build/kokkos" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" \
   -DCMAKE_CXX_STANDARD=17 -DCMAKE_INSTALL_PREFIX="$prefix" -DKokkos_ENABLE_TESTS=OFF "${kokkos_flags[@]}" >"$build/kokkos.log"

@@ -10,11 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-demo}
 jobs=${WAVRES_JOBS:-$(nproc)}
-bash cmake/setup-deps.sh openmp >/dev/null
-bash data/fetch.sh
-configure() { cmake --preset openmp >/dev/null; }
+prefix=$(bash cmake/setup-deps.sh openmp)  # prints the Kokkos prefix (honours WAVRES_DEPS and Kokkos_ROOT)
+configure() { cmake --preset "${1:-openmp}" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null; }
 case $cmd in
   demo)
+    bash data/fetch.sh  # the tests read ../shared/data; only the demo needs data/
     configure
     cmake --build build/openmp -j "$jobs" --target exp_prenorm_l12_text8
     exec ./build/openmp/experiments/exp_prenorm_l12_text8 train --d-model 128 --heads 4 --d-ff 352 --seq-len 128 \
@@ -23,7 +23,7 @@ case $cmd in
     configure
     cmake --build build/openmp -j "$jobs"
     # the fuzz test of the file readers under AddressSanitizer + UndefinedBehaviorSanitizer (only test_fuzz)
-    cmake --preset asan >/dev/null
+    configure asan
     cmake --build build/asan -j "$jobs"
     ctest --preset asan
     exec ctest --preset openmp ;;

@@ -147,7 +147,7 @@ void bytes_required_matches() {
   Model<Spec, float, Kokkos::DefaultExecutionSpace> m(d);
   const double want = double(m.bytes_allocated()), got = double(decltype(m)::bytes_required(d));
   BOOST_TEST_MESSAGE(Spec::name() << ": bytes_required " << got << ", allocated " << want);
-  BOOST_TEST(std::abs(got - want) / want < 0.02);
+  BOOST_TEST(std::abs(got - want) / want < 0.002);  // the two counts cover the same buffers
 }
 
 BOOST_AUTO_TEST_CASE(memory_estimate_matches_allocation) {

@@ -9,7 +9,8 @@
 namespace wavres {
 
 void ensure_blas_coretype(int argc, char** argv) {
-  // Loop guard: after the re-exec everything is set, so the second run returns here.
+  // After the re-exec every variable is set, so `changed` stays false and the second run returns without
+  // re-executing; WAVRES_NO_REEXEC is only the user's opt-out.
   if (std::getenv("WAVRES_NO_REEXEC") || argc < 1 || argv == nullptr || argv[0] == nullptr) return;
   bool changed = false;
 #if defined(__x86_64__) || defined(__i386__)

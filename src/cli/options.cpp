@@ -69,6 +69,7 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
       o.quiet = true;
       continue;
     }
+    if (a.rfind("--kokkos-", 0) == 0) continue;  // Kokkos' own options (--kokkos-threads=N, ...) pass through
     if (a.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + a + "'");
     const auto eq = a.find('=');
     if (eq != std::string::npos) {
@@ -92,9 +93,9 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
     else if (a == "--steps")
       o.steps = to_int(a, v, 1, big), o.steps_given = true;
     else if (a == "--lr")
-      o.lr = to_double(a, v, 1e-12, 10.0);
+      o.lr = to_double(a, v, 1e-12, 10.0), o.lr_given = true;
     else if (a == "--warmup-frac")
-      o.warmup_frac = to_double(a, v, 0.0, 1.0);
+      o.warmup_frac = to_double(a, v, 0.0, 1.0), o.warmup_given = true;
     else if (a == "--seed")
       o.seed = uint64_t(to_int(a, v, 0, big));
     else if (a == "--eval-every")

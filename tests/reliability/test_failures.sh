@@ -81,6 +81,20 @@ kill -INT $pid; wait $pid; st=$?
 [ "$st" = 3 ] && ls "$W/sig"/ckpt_*.h5 >/dev/null 2>&1 && ok "SIGINT writes a checkpoint, exits 3" \
   || bad "SIGINT (status $st)"
 
+# killed without warning past its last checkpoint, then resumed: every step is logged exactly once
+"$P" train $TINY --steps 100000 --eval-every 0 --checkpoint-every 3 --out "$W/kill" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$W/kill/log.csv" ] && [ "$(wc -l < "$W/kill/log.csv")" -gt 8 ] && break; sleep 0.1; done
+kill -KILL $pid; wait $pid 2>/dev/null
+last=$(ls "$W/kill"/ckpt_*.h5 | sort | tail -n 1 | sed 's/.*ckpt_0*\([0-9][0-9]*\)\.h5/\1/')
+"$P" train $TINY --steps 100000 --eval-every 0 --checkpoint-every 3 --stop-at $((last + 3)) --resume latest \
+  --out "$W/kill" >/dev/null 2>&1
+steps=$(tail -n +2 "$W/kill/log.csv" | cut -d, -f1 | tr '\n' ' ')
+[ "$steps" = "$(seq -s ' ' 1 $((last + 3))) " ] && ok "SIGKILL + resume: each step logged once" \
+  || bad "SIGKILL + resume log (last checkpoint $last): ...$(echo "$steps" | tr " " "\n" | tail -n 8 | tr "\n" " ")"
+expect "--steps below the checkpoint" 2 "is not beyond the checkpoint's step" -- \
+  "$P" train $TINY --steps 2 --resume latest --out "$W/kill"
+
 WAVRES_INJECT_NAN_AT_STEP=5 "$P" train $TINY --steps 8 --checkpoint-every 2 --out "$W/nan" >/dev/null 2>"$W/nan.err"; st=$?
 if [ "$st" = 4 ] && grep -q "non-finite gradient of .* at step 5; last good checkpoint: .*ckpt_00000004.h5" "$W/nan.err" \
    && "$P" eval $TINY --checkpoint "$W/nan/ckpt_00000004.h5" >/dev/null 2>&1 && [ ! -f "$W/nan/ckpt_00000005.h5" ]; then

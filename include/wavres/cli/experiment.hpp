@@ -1,6 +1,7 @@
 // The three commands of every experiment executable (train, eval, dump), written once for any ModelSpec.
 #pragma once
 #include <unistd.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -62,6 +63,33 @@ inline std::string latest_checkpoint(const std::string& dir) {
   }
   if (best.empty()) throw IoError(dir + ": no checkpoint (ckpt_XXXXXXXX.h5) to resume from");
   return best;
+}
+
+// MemAvailable (free + reclaimable page cache) from /proc/meminfo; MemFree alone would refuse runs after a
+// build or after mapping a large corpus. Falls back to free pages where /proc is missing.
+inline double available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  for (std::string key; f >> key;) {
+    double kb = 0;
+    f >> kb;
+    if (key == "MemAvailable:") return kb * 1024.0;
+    f.ignore(1 << 10, '\n');
+  }
+  return double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+}
+
+// Keeps the header and the rows of steps <= last_step, so a resumed run does not log a step twice.
+inline void truncate_log(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const bool header = line.rfind("step", 0) == 0;
+    if (header || (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= last_step))
+      kept += line + "\n";
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
 }
 
 inline std::string now_iso8601() {
@@ -176,6 +204,12 @@ class Experiment {
       read_flat(*ckpt, "/optimizer/v/", model.table(), adam_v);
       st = read_train_state(*ckpt);
       ckpt.reset();
+      if (!o_.quiet && (o_.lr_given || o_.warmup_given))
+        std::cerr << name_
+                  << ": --lr/--warmup-frac are ignored on --resume: the schedule is the checkpoint's\n";
+      if (o_.steps_given && o_.steps <= st.step)
+        throw UsageError("--steps " + std::to_string(o_.steps) + " is not beyond the checkpoint's step " +
+                         std::to_string(st.step));
       if (o_.steps_given && o_.steps != st.total_steps) {
         if (!o_.quiet)
           std::cerr << name_ << ": --steps " << o_.steps << " replaces the checkpoint's " << st.total_steps
@@ -185,7 +219,7 @@ class Experiment {
     } else {
       model.init_params(o_.seed, o_.routing_init_std);
       st.total_steps = o_.steps;
-      st.warmup_steps = int64_t(std::llround(o_.warmup_frac * double(o_.steps)));
+      st.warmup_steps = LrSchedule::with_defaults(o_.lr, o_.steps, o_.warmup_frac).warmup_steps;
       st.lr_peak = o_.lr;
       st.seed = o_.seed;
       st.data_rng = Rng(o_.seed ^ 0x5eed0da7aULL).s;
@@ -207,6 +241,8 @@ class Experiment {
     std::vector<int64_t> offsets(size_t(d.B));
     const int64_t tokens_per_step = int64_t(d.B) * d.T;
     const std::string log_path = o_.out_dir + "/log.csv";
+    if (st.step > 0)
+      truncate_log(log_path, st.step);  // drop steps logged after the checkpoint we resume from
     std::ofstream log(log_path, st.step > 0 ? std::ios::app : std::ios::trunc);
     if (!log) throw IoError(log_path + ": cannot be written");
     if (st.step == 0) log << "step,tokens,train_loss,val_loss,lr,tokens_per_s,grad_norm\n";
@@ -223,7 +259,13 @@ class Experiment {
     std::signal(SIGINT, wavres_on_signal);
     std::signal(SIGTERM, wavres_on_signal);
 
-    std::vector<std::string> kept;
+    std::vector<std::string> kept;  // oldest first, including checkpoints of earlier sessions of this run
+    for (auto& e : fs::directory_iterator(o_.out_dir, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.size() == 16 && n.rfind("ckpt_", 0) == 0 && n.substr(13) == ".h5")
+        kept.push_back(e.path().string());
+    }
+    std::sort(kept.begin(), kept.end());
     std::string last_good = resume_path;
     auto save = [&](bool final_save) {
       const std::string path = o_.out_dir + "/" + checkpoint_name(st.step);
@@ -235,6 +277,7 @@ class Experiment {
         alpha = model.alpha_mean();
       }
       st.data_rng = data_rng.s;
+      log.flush();  // the log must cover every step the checkpoint has taken, even if we are killed next
       write_checkpoint(path, model, adam_m, adam_v, corpus.vocab(), st, alpha);
       last_good = path;
       kept.push_back(path);
@@ -318,7 +361,7 @@ class Experiment {
     const double need =
         double(M::bytes_required(o_.dims)) +
         double(extra_param_copies) * double(make_param_table<Spec>(o_.dims).total) * sizeof(float);
-    const double avail = double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+    const double avail = available_memory_bytes();
     if (need > 0.9 * avail) {
       std::ostringstream s;
       s << "--batch " << o_.dims.B << " x --seq-len " << o_.dims.T << " needs " << std::fixed
@@ -424,8 +467,8 @@ int experiment_main(int argc, char** argv, const std::string& name, const std::s
     std::cout << usage(name) << "\n";
     return kOk;
   }
-  Kokkos::ScopeGuard kokkos(argc, argv);
   try {
+    Kokkos::ScopeGuard kokkos(argc, argv);
     return Experiment<Spec, Exec>(o, name, dataset).run();
   } catch (const UsageError& e) {
     std::cerr << name << ": " << e.what() << "\n";

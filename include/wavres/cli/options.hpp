@@ -17,6 +17,7 @@ struct Options {
   Dims dims;            // dims.V is set from the corpus, not the command line
   int64_t steps = 2000;
   bool steps_given = false;  // --steps on a resume extends (or shortens) the run's schedule
+  bool lr_given = false, warmup_given = false;  // ignored on --resume (with a warning)
   double lr = 1e-3;
   double warmup_frac = 0.05;
   uint64_t seed = 1;

@@ -45,6 +45,9 @@ struct Dims {
     if (D % H != 0) bad("--heads " + std::to_string(H) + " does not divide --d-model " + std::to_string(D));
     if (D / H > 256) bad("head dimension " + std::to_string(D / H) + " exceeds 256 (use more --heads)");
     if (V <= 0 || V > 256) bad("vocabulary size must be in 1..256, got " + std::to_string(V));
+    // gemm dimensions are 32-bit ints in Kokkos Kernels' BLAS interface
+    if (rows() > 2147483647LL || int64_t(3) * D > 2147483647LL || int64_t(2) * F > 2147483647LL)
+      bad("--batch x --seq-len = " + std::to_string(rows()) + " rows exceeds the 2^31-1 a gemm can address");
   }
 };
 

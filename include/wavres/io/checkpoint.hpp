@@ -2,9 +2,15 @@
 // Files are written to "<path>.tmp" and renamed into place only when complete, so a crash or a full disk
 // never leaves a half-written file under the real name.
 #pragma once
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -205,6 +211,14 @@ void check_config(const H5File& f, const Dims& d, const std::string& dataset) {
     throw IoError(f.path() + ": dataset is " + ds + ", this executable trains on " + dataset);
 }
 
+inline void sync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0 && errno != EINVAL) throw IoError(path + ": fsync failed: " + std::strerror(errno));
+}
+
 // Write through a temporary file and rename, so that the previous file at `path` survives any failure.
 inline void write_atomically(const std::string& path, const std::function<void(H5File&)>& body) {
   const std::string tmp = path + ".tmp";
@@ -214,8 +228,11 @@ inline void write_atomically(const std::string& path, const std::function<void(H
       body(f);
       f.flush();
     }
+    sync_file(tmp);  // the data must be on disk before the name points at it (power loss)
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw IoError(path + ": cannot rename " + tmp + " into place");
+    const auto dir = std::filesystem::path(path).parent_path();
+    sync_file(dir.empty() ? std::string(".") : dir.string());
   } catch (...) {
     std::remove(tmp.c_str());
     throw;

@@ -298,6 +298,7 @@ class Model {
   static int64_t bytes_required(const Dims& d) {
     const int64_t N = d.rows(), D = d.D, F = d.F, BHT = int64_t(d.B) * d.H * d.T, hd = D / d.H;
     const int64_t P = make_param_table<Spec>(d).total;
+    int64_t idx_bytes = 0;
     int64_t n = 2 * P;                                                            // params, grads
     n += (L + 1) * N * D + L * N * D + (L + 1) * N;                               // h, xn, rstd
     n += NL * (N * 3 * D + N * D + BHT + N * 2 * F + N * F);                      // qkv, att, lse, gu, act
@@ -306,12 +307,15 @@ class Model {
     n += kRowChunks * D + kRowChunks * d.V * D;                                   // reduction partials
     if constexpr (Spec::routed) {
       const int64_t E = make_source_list<Spec>().total();
-      n += 2 * Spec::bank_size * N * D + Spec::bank_size * N + E * N + kRowChunks * (D + 2) + 2 * E;
+      n += 2 * Spec::bank_size * N * D + Spec::bank_size * N + E * N + kRowChunks * (D + 2);
+      idx_bytes += E * int64_t(sizeof(double) + 2 * sizeof(int));  // alpha_means_, slot_, kind_
     }
-    if constexpr (is_blocked(variant))
-      n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D + Spec::N * Spec::S;
+    if constexpr (is_blocked(variant)) {
+      n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D;
+      idx_bytes += Spec::N * Spec::S * int64_t(sizeof(int));  // block_starts_
+    }
     if constexpr (variant == Variant::wav_v1) n += 2 * N * D + Spec::N * 2 * N;
-    return n * int64_t(sizeof(R));
+    return n * int64_t(sizeof(R)) + idx_bytes;
   }
 
   // Bytes held by activations, scratch and parameters (+grads), for reports.
@@ -324,7 +328,8 @@ class Model {
     add(act_), add(xnf_), add(logits_), add(dh_), add(dres_), add(dy_), add(dxn_), add(datt_), add(dqkv_);
     add(dgu_), add(dact_), add(bank_), add(dbank_), add(rinv_), add(alpha_), add(r_scratch_), add(ksum_);
     add(phase_), add(split_), add(kappa_), add(attn_scratch_), add(norm_partial_), add(embed_partial_);
-    add(apart_), add(mpart_), add(lpart_), add(qhat_);
+    add(apart_), add(mpart_), add(lpart_), add(qhat_), add(alpha_means_), add(slot_), add(kind_);
+    add(block_starts_);
     return n;
   }
 

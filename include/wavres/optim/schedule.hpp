@@ -11,11 +11,12 @@ struct LrSchedule {
   int64_t warmup_steps = 50;  // default 5 % of total_steps
   double floor_frac = 0.1;    // decay to 10 % of peak
 
-  static LrSchedule with_defaults(double peak, int64_t total) {
+  // The one definition of the warm-up length used by training: floor(warmup_frac · total).
+  static LrSchedule with_defaults(double peak, int64_t total, double warmup_frac = 0.05) {
     LrSchedule s;
     s.peak = peak;
     s.total_steps = total;
-    s.warmup_steps = total / 20;
+    s.warmup_steps = int64_t(warmup_frac * double(total) + 1e-9);
     return s;
   }
   // lr of step s (0-based): warm-up (s+1)/W·peak for s < W, then floor + (peak−floor)·½(1 + cos(π·p)),
