@@ -50,8 +50,11 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "openmp"))
     ap.add_argument("--data-dir", default=os.path.join(ROOT, "data"))
     ap.add_argument("--out", default=None, help="default: experiments/results/<study>")
+    ap.add_argument("--datasets", default=None, help="comma-separated subset of the preset's datasets")
     a = ap.parse_args()
-    p = PRESETS[a.study]
+    p = dict(PRESETS[a.study])
+    if a.datasets:
+        p["datasets"] = [d for d in a.datasets.split(",") if d in p["datasets"]]
     out = a.out or os.path.join(HERE, "results", a.study)
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     results = []
@@ -93,10 +96,11 @@ def main():
         results.append(dict(dataset=ds, depth=depth, variant=v, seed=seed, val=vals[-1],
                             bpc=vals[-1] / math.log(2), tps=float(rows[-1]["tokens_per_s"]), wall=sum(walls),
                             params=params, ckpt=os.path.join(rdir, ckpts[-1]) if ckpts else ""))
+        write_report(out, a.study, p, results, a.build, plots=False)  # a partial study still leaves its table
     write_report(out, a.study, p, results, a.build)
 
 
-def write_report(out, study, p, results, build):
+def write_report(out, study, p, results, build, plots=True):
     lines = [f"# Depth study `{study}`", "",
              f"Width d_model {p['d_model']}, {p['heads']} heads, d_ff {p['d_ff']}, T {p['seq_len']}, batch {p['batch']}, "
              f"{p['steps']} steps ({p['steps'] * p['batch'] * p['seq_len']:,} tokens) per run, peak lr {p['lr']}, "
@@ -116,6 +120,9 @@ def write_report(out, study, p, results, build):
             d = [w[s] - b[s] for s in sorted(b) if s in w]
             if d:
                 lines.append(f"| {ds} | {depth} | {len(d)} | {', '.join(f'{x:+.4f}' for x in d)} | {sum(d) / len(d):+.4f} |")
+    if not plots:
+        open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n")
+        return
     plot = os.path.join(ROOT, "perf", "plot_routing.py")
     os.makedirs(os.path.join(out, "plots"), exist_ok=True)
     lines += ["", "## Plots", ""]
