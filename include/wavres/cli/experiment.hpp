@@ -51,18 +51,23 @@ inline std::string checkpoint_name(int64_t step) {
   return s.str();
 }
 
-// Newest checkpoint in a run directory (by step in the file name), or throws naming the directory.
-inline std::string latest_checkpoint(const std::string& dir) {
-  std::string best;
+// The checkpoints (ckpt_XXXXXXXX.h5) of a run directory, oldest first: the zero-padded step sorts by name.
+inline std::vector<std::string> list_checkpoints(const std::string& dir) {
+  std::vector<std::string> out;
   std::error_code ec;
   for (auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (n.size() == 16 && n.rfind("ckpt_", 0) == 0 && n.substr(13) == ".h5" &&
-        n > fs::path(best).filename().string())
-      best = e.path().string();
+    if (n.size() == 16 && n.rfind("ckpt_", 0) == 0 && n.substr(13) == ".h5") out.push_back(e.path().string());
   }
-  if (best.empty()) throw IoError(dir + ": no checkpoint (ckpt_XXXXXXXX.h5) to resume from");
-  return best;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Newest checkpoint in a run directory, or throws naming the directory.
+inline std::string latest_checkpoint(const std::string& dir) {
+  const auto all = list_checkpoints(dir);
+  if (all.empty()) throw IoError(dir + ": no checkpoint (ckpt_XXXXXXXX.h5) to resume from");
+  return all.back();
 }
 
 // MemAvailable (free + reclaimable page cache) from /proc/meminfo; MemFree alone would refuse runs after a
@@ -259,13 +264,8 @@ class Experiment {
     std::signal(SIGINT, wavres_on_signal);
     std::signal(SIGTERM, wavres_on_signal);
 
-    std::vector<std::string> kept;  // oldest first, including checkpoints of earlier sessions of this run
-    for (auto& e : fs::directory_iterator(o_.out_dir, ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.size() == 16 && n.rfind("ckpt_", 0) == 0 && n.substr(13) == ".h5")
-        kept.push_back(e.path().string());
-    }
-    std::sort(kept.begin(), kept.end());
+    // oldest first, including checkpoints of earlier sessions of this run
+    std::vector<std::string> kept = list_checkpoints(o_.out_dir);
     std::string last_good = resume_path;
     auto save = [&](bool final_save) {
       const std::string path = o_.out_dir + "/" + checkpoint_name(st.step);
