@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
 # Installs everything wavres needs on Debian 12 and builds Kokkos + Kokkos Kernels once into a cache prefix.
-# Idempotent: a second run finds the cache and returns in seconds.
+# Idempotent: a second run finds the cache and returns in seconds. Prints the prefix on stdout.
 #
-#   cmake/setup-deps.sh [openmp]      (the CUDA build is not part of this script yet)
+#   cmake/setup-deps.sh [openmp]   Kokkos OpenMP+Serial, Kokkos Kernels with OpenBLAS (float/double ETI)
+#   cmake/setup-deps.sh cuda       Kokkos CUDA+Serial (patched for CUDA 13, cmake/patches/), Kokkos Kernels
+#                                  with cuBLAS; needs the CUDA toolkit (nvcc), not a GPU
 #
 # Environment:
-#   WAVRES_DEPS   cache prefix (default ~/.cache/wavres); Kokkos goes to $WAVRES_DEPS/kokkos-3.4.01-<backend>
-#   Kokkos_ROOT   if set and valid, nothing is built: your own Kokkos >= 3.4 (+ Kokkos Kernels) is used
+#   WAVRES_DEPS       cache prefix (default ~/.cache/wavres); Kokkos goes to $WAVRES_DEPS/kokkos-3.4.01-openmp
+#                     or $WAVRES_DEPS/kokkos-3.4.01-cuda-<arch>
+#   WAVRES_CUDA_ARCH  GPU architecture of the cuda build, as Kokkos names it or as sm_XX (default HOPPER90 = sm_90;
+#                     also AMPERE80/sm_80, AMPERE86/sm_86, TURING75/sm_75)
+#   Kokkos_ROOT       if set and valid, nothing is built: your own Kokkos >= 3.4 (+ Kokkos Kernels) is used
 set -euo pipefail
 backend=${1:-openmp}
-[ "$backend" = openmp ] || { echo "setup-deps: only the openmp backend is supported so far, got '$backend'" >&2; exit 2; }
 deps=${WAVRES_DEPS:-$HOME/.cache/wavres}
-prefix=$deps/kokkos-3.4.01-$backend
 jobs=$(nproc)
 log() { printf '[setup-deps] %s\n' "$*" >&2; }
+die() { echo "setup-deps: $*" >&2; exit 2; }
+case $backend in
+  openmp) prefix=$deps/kokkos-3.4.01-openmp ;;
+  cuda)
+    arch=${WAVRES_CUDA_ARCH:-HOPPER90}
+    case $arch in  # Kokkos' option names; CUDA 13 supports sm_75 and newer
+      sm_90 | HOPPER90) arch=HOPPER90 ;;
+      sm_86 | AMPERE86) arch=AMPERE86 ;;
+      sm_80 | AMPERE80) arch=AMPERE80 ;;
+      sm_75 | TURING75) arch=TURING75 ;;
+      *) die "WAVRES_CUDA_ARCH=$arch is not one of HOPPER90 (sm_90), AMPERE86, AMPERE80, TURING75" ;;
+    esac
+    prefix=$deps/kokkos-3.4.01-cuda-$arch ;;
+  *) die "unknown backend '$backend' (expected openmp or cuda)" ;;
+esac
 
 # ---- 1. Debian packages -------------------------------------------------------------------------------------
 # OpenBLAS's OpenMP flavour shares Kokkos' OpenMP thread pool instead of spawning a second pool (oversubscription).
@@ -27,6 +45,12 @@ if ((${#missing[@]})); then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$backend" = cuda ]; then
+  # nvcc_wrapper calls `nvcc` from PATH; Debian-less NVIDIA installs put it in /usr/local/cuda/bin.
+  command -v nvcc >/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH; } ||
+    die "the cuda backend needs the CUDA toolkit: nvcc is neither on PATH nor in /usr/local/cuda/bin"
 fi
 
 # ---- 2. a user's own Kokkos ----------------------------------------------------------------------------------
@@ -67,36 +91,54 @@ if [ ! -d "$src/kokkos" ] || [ ! -d "$src/kokkos-kernels" ]; then
 fi
 
 # ---- 4. build Kokkos -----------------------------------------------------------------------------------------
+build=$deps/build-$backend
+rm -rf "$build"; mkdir -p "$build"
+trap 'echo "setup-deps: build failed; last lines of the logs in $build:" >&2; tail -n 20 "$build"/*.log >&2' ERR
+ksrc=$src/kokkos
 case $backend in
   openmp)
     kokkos_flags=(-DKokkos_ENABLE_OPENMP=ON -DKokkos_ENABLE_SERIAL=ON)
     kk_flags=(-DKokkosKernels_ENABLE_TPL_BLAS=ON -DKokkosKernels_INST_EXECSPACE_OPENMP=ON
-              -DKokkosKernels_INST_EXECSPACE_SERIAL=OFF -DKokkosKernels_INST_MEMSPACE_HOSTSPACE=ON)
+              -DKokkosKernels_INST_EXECSPACE_SERIAL=OFF -DKokkosKernels_INST_MEMSPACE_HOSTSPACE=ON
+              -DKokkosKernels_INST_FLOAT=ON -DKokkosKernels_INST_DOUBLE=ON
+              -DKokkosKernels_INST_LAYOUTRIGHT=ON -DKokkosKernels_INST_ORDINAL_INT=ON -DKokkosKernels_INST_OFFSET_INT=ON)
     cxx=${CXX:-g++} ;;
-  *) echo "setup-deps: unknown backend '$backend' (expected openmp)" >&2; exit 2 ;;
+  cuda)
+    # Kokkos 3.4.01 predates CUDA 13: patch a copy of the sources (each patch says why, hunk by hunk).
+    ksrc=$build/kokkos-src
+    cp -r "$src/kokkos" "$ksrc"
+    for p in "$(cd "$(dirname "$0")" && pwd)"/patches/*.patch; do
+      log "patching Kokkos: $(basename "$p")"
+      patch -d "$ksrc" -p1 --forward --quiet <"$p" >>"$build/kokkos.log" || die "$(basename "$p") does not apply"
+    done
+    kokkos_flags=(-DKokkos_ENABLE_CUDA=ON -DKokkos_ENABLE_CUDA_LAMBDA=ON -DKokkos_ENABLE_SERIAL=ON
+                  "-DKokkos_ARCH_$arch=ON")
+    # No explicit instantiation: wavres only calls gemm, which goes straight to cuBLAS through the TPL
+    # specialisation in the headers; instantiating the sparse kernels for CUDA would take ~40 minutes on 2 cores.
+    kk_flags=(-DKokkosKernels_ENABLE_TPL_CUBLAS=ON -DKokkosKernels_ENABLE_TPL_CUSPARSE=OFF
+              -DKokkosKernels_ENABLE_TPL_BLAS=OFF -DKokkosKernels_INST_EXECSPACE_CUDA=OFF
+              -DKokkosKernels_INST_MEMSPACE_CUDASPACE=OFF -DKokkosKernels_INST_MEMSPACE_CUDAUVMSPACE=OFF
+              -DKokkosKernels_INST_EXECSPACE_SERIAL=OFF -DKokkosKernels_INST_MEMSPACE_HOSTSPACE=OFF
+              -DKokkosKernels_INST_FLOAT=OFF -DKokkosKernels_INST_DOUBLE=OFF
+              -DKokkosKernels_INST_LAYOUTRIGHT=OFF -DKokkosKernels_INST_ORDINAL_INT=OFF -DKokkosKernels_INST_OFFSET_INT=OFF)
+    cxx=$ksrc/bin/nvcc_wrapper ;;
 esac
-ksrc=$src/kokkos
-build=$deps/build-$backend
-rm -rf "$build"; mkdir -p "$build"
-trap 'echo "setup-deps: build failed; last lines of the logs in $build:" >&2; tail -n 20 "$build"/*.log >&2' ERR
 log "building Kokkos ($backend) into $prefix"
 cmake -S "$ksrc" -B "$build/kokkos" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" \
-  -DCMAKE_CXX_STANDARD=17 -DCMAKE_INSTALL_PREFIX="$prefix" -DKokkos_ENABLE_TESTS=OFF "${kokkos_flags[@]}" >"$build/kokkos.log"
-cmake --build "$build/kokkos" -j "$jobs" >>"$build/kokkos.log"
+  -DCMAKE_CXX_STANDARD=17 -DCMAKE_INSTALL_PREFIX="$prefix" -DKokkos_ENABLE_TESTS=OFF "${kokkos_flags[@]}" >"$build/kokkos.log" 2>&1
+cmake --build "$build/kokkos" -j "$jobs" >>"$build/kokkos.log" 2>&1
 cmake --install "$build/kokkos" >>"$build/kokkos.log"
+if [ "$backend" = cuda ]; then cxx=$prefix/bin/nvcc_wrapper; fi  # users compile with the installed wrapper
 
-# ---- 5. build Kokkos Kernels, instantiating only what wavres uses (float, double; LayoutRight; int ordinals) --
-log "building Kokkos Kernels ($backend; a few minutes)"
+# ---- 5. build Kokkos Kernels, instantiating only what wavres uses (see kk_flags) -----------------------------
+log "building Kokkos Kernels ($backend)"
 cmake -S "$src/kokkos-kernels" -B "$build/kk" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" \
   -DCMAKE_CXX_STANDARD=17 -DCMAKE_INSTALL_PREFIX="$prefix" -DKokkos_ROOT="$prefix" \
   -DKokkosKernels_ENABLE_TESTS=OFF -DKokkosKernels_ENABLE_EXAMPLES=OFF \
-  -DKokkosKernels_INST_FLOAT=ON -DKokkosKernels_INST_DOUBLE=ON \
   -DKokkosKernels_INST_COMPLEX_FLOAT=OFF -DKokkosKernels_INST_COMPLEX_DOUBLE=OFF \
-  -DKokkosKernels_INST_LAYOUTRIGHT=ON -DKokkosKernels_INST_LAYOUTLEFT=OFF \
-  -DKokkosKernels_INST_ORDINAL_INT=ON -DKokkosKernels_INST_ORDINAL_INT64_T=OFF \
-  -DKokkosKernels_INST_OFFSET_INT=ON -DKokkosKernels_INST_OFFSET_SIZE_T=OFF \
-  "${kk_flags[@]}" >"$build/kk.log"
-cmake --build "$build/kk" -j "$jobs" >>"$build/kk.log"
+  -DKokkosKernels_INST_LAYOUTLEFT=OFF -DKokkosKernels_INST_ORDINAL_INT64_T=OFF -DKokkosKernels_INST_OFFSET_SIZE_T=OFF \
+  "${kk_flags[@]}" >"$build/kk.log" 2>&1
+cmake --build "$build/kk" -j "$jobs" >>"$build/kk.log" 2>&1
 cmake --install "$build/kk" >>"$build/kk.log"
 touch "$prefix/.complete"
 rm -rf "$build"

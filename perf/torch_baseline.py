@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""PyTorch (CPU) step-time baseline for the wavres variants, using the reference model.
+"""PyTorch step-time baseline (CPU, or --device cuda [--compile] on the GPU machine) for the wavres variants, using the reference model.
 
     torch_baseline.py --variant V --n-layer N [--block S] [--d-model 256] [--heads 4] [--d-ff 704]
                       [--seq-len 256] [--batch 16] [--steps 10] [--warmup-steps 2] [--threads 2]
-                      [--data FILE] [--vocab 27] [--seed 0] [--json]
+                      [--data FILE] [--vocab 27] [--seed 0] [--json] [--device cuda] [--compile]
     torch_baseline.py --from-dump DUMP.h5 [--threads 2] [--json]
 
 Training mode runs --warmup-steps untimed steps, then --steps timed steps; a step is forward +
@@ -47,6 +47,8 @@ def parse(argv):
     ap.add_argument("--vocab", type=int, default=27)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on the GPU machine")
+    ap.add_argument("--compile", action="store_true", help="train through torch.compile(model) (PyTorch >= 2)")
     ap.add_argument("--from-dump", default=None, metavar="DUMP.h5")
     args = ap.parse_args(argv)
     if args.from_dump is None and (args.variant is None or args.n_layer is None):
@@ -108,16 +110,24 @@ def train(args):
                         vocab, args.seq_len)
     except ValueError as e:
         raise SystemExit(f"torch_baseline: {e}")
-    model = wt.WavresModel(cfg, seed=args.seed)
+    dev = torch.device(args.device)
+    model = wt.WavresModel(cfg, seed=args.seed).to(dev)
     opt = wt.make_optimizer(model)
+    if args.compile:
+        if not hasattr(torch, "compile"):
+            raise SystemExit(f"torch_baseline: --compile needs PyTorch >= 2, this is {torch.__version__}")
+        step_model = torch.compile(model)  # same parameters; the optimizer keeps updating them
+    else:
+        step_model = model
     gen = torch.Generator().manual_seed(args.seed + 1)
     stream = batches(args, vocab, gen)
     total = args.warmup_steps + args.steps
     times, losses = [], []
     for step in range(total):
-        x, y = next(stream)  # batch prep is outside the timed region
+        x, y = next(stream)  # batch prep and the host-to-device copy are outside the timed region
+        x, y = x.to(dev), y.to(dev)
         t0 = time.perf_counter()
-        loss, _ = wt.train_step(model, opt, x, y, wt.lr_at(step, total))
+        loss, _ = wt.train_step(step_model, opt, x, y, wt.lr_at(step, total))  # .item() synchronises
         dt = time.perf_counter() - t0
         losses.append(loss)
         if step >= args.warmup_steps:
@@ -129,7 +139,8 @@ def train(args):
                warmup_steps=args.warmup_steps, median_step_s=med,
                tokens_per_s=args.batch * cfg.seq_len / med, final_loss=losses[-1],
                n_params=sum(p.numel() for p in model.parameters()),
-               torch_version=torch.__version__, threads=torch.get_num_threads())
+               torch_version=torch.__version__, threads=torch.get_num_threads(), device=args.device,
+               compiled=args.compile)
     if args.json:
         print(json.dumps(res))
     else:

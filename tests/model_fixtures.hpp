@@ -6,7 +6,14 @@
 
 namespace wavres::test {
 
-using Host = Kokkos::DefaultHostExecutionSpace;
+using Host = Kokkos::DefaultHostExecutionSpace;  // where the host references (Eigen) read their inputs
+using Dev = Kokkos::DefaultExecutionSpace;       // where the library runs: OpenMP, or CUDA in a CUDA build
+
+// One parameter entry written in place, wherever the view lives (a one-element deep_copy on a GPU).
+template <class V>
+void set_entry_value(const V& v, int64_t k, typename V::non_const_value_type x) {
+  Kokkos::deep_copy(Kokkos::subview(v, k), x);
+}
 
 inline Dims tiny_dims() {
   Dims d;

@@ -611,7 +611,7 @@ namespace {
 void block_case(int S, bool wav, uint64_t seed) {
   const std::string tag = std::string(wav ? "wav" : "block") + " S" + std::to_string(S);
   Rng rng(seed);
-  const int N = 4, D = 5, NS = S + 3, top = wav ? S + 2 : S;
+  const int N = 4, D = 5, NS = S + 3;
   V3 ys("ys", S, N, D), bank("bank", NS, N, D), rbank("r", NS, N, D), dbank("dbank", NS, N, D);
   V2 rinv("rinv", NS, N), phase("phase", N, D), split("split", N, D), kappa("kappa", 2, N);
   fill_normal(ys, rng);

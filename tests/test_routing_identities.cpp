@@ -20,10 +20,10 @@ void set_entry(M& m, const std::string& name, double value) {
 
 template <class Spec>
 void uniform_at_zero_queries(double detail_bias) {
-  Model<Spec, double, Host> m(tiny_dims());
+  Model<Spec, double, Dev> m(tiny_dims());
   m.init_params(3, 0.0);
   if constexpr (Spec::variant == Variant::wav_v1) set_entry(m, "routing/detail_bias", detail_bias);
-  auto tokens = random_tokens<Host>(tiny_dims(), 4);
+  auto tokens = random_tokens<Dev>(tiny_dims(), 4);
   m.forward(tokens, false);
   const auto a = m.alpha_mean();
   const auto& src = m.sources();
@@ -72,12 +72,12 @@ BOOST_AUTO_TEST_CASE(uniform_weights_at_zero_queries) {
 // order of exact zeros differs, hence a 1e-12 relative bound in double.
 BOOST_AUTO_TEST_CASE(wav_with_vanishing_details_is_block_attnres) {
   const Dims d = tiny_dims();
-  Model<ModelSpec<Variant::block_attnres, 4, 4>, double, Host> block(d);
-  Model<ModelSpec<Variant::wav_v1, 4, 4>, double, Host> wav(d);
+  Model<ModelSpec<Variant::block_attnres, 4, 4>, double, Dev> block(d);
+  Model<ModelSpec<Variant::wav_v1, 4, 4>, double, Dev> wav(d);
   block.init_params(9, 0.5);
   wav.init_params(9, 0.5);  // same stream: every shared tensor gets the same values (detail_bias comes last)
   set_entry(wav, "routing/detail_bias", -1e9);
-  auto tokens = random_tokens<Host>(d, 10);
+  auto tokens = random_tokens<Dev>(d, 10);
   const double lb = block.loss_and_grad(tokens), lw = wav.loss_and_grad(tokens);
   BOOST_TEST(lw == lb, boost::test_tools::tolerance(1e-12));
   for (auto& e : block.table().entries) {
@@ -92,9 +92,9 @@ BOOST_AUTO_TEST_CASE(wav_with_vanishing_details_is_block_attnres) {
 template <class Spec>
 void two_phase_equals_plain() {
   const Dims d = tiny_dims();
-  Model<Spec, double, Host> m(d);
+  Model<Spec, double, Dev> m(d);
   generic_params(m, 21);
-  auto tokens = random_tokens<Host>(d, 22);
+  auto tokens = random_tokens<Dev>(d, 22);
   m.set_two_phase(false);
   const double l_plain = m.loss_and_grad(tokens);
   const auto a_plain = m.alpha_mean();

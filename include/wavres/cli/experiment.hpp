@@ -83,6 +83,19 @@ inline double available_memory_bytes() {
   return double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
 }
 
+// Free memory where the execution space allocates: the GPU's (cudaMemGetInfo) for CUDA, else the host's.
+template <class Exec>
+double available_bytes_for() {
+#ifdef KOKKOS_ENABLE_CUDA
+  if constexpr (std::is_same_v<typename Exec::memory_space, Kokkos::CudaSpace>) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return std::numeric_limits<double>::infinity();
+    return double(free_b);
+  }
+#endif
+  return available_memory_bytes();
+}
+
 // Keeps the header and the rows of steps <= last_step, so a resumed run does not log a step twice.
 inline void truncate_log(const std::string& path, int64_t last_step) {
   std::ifstream in(path);
@@ -357,16 +370,17 @@ class Experiment {
   // Refuse sizes that cannot fit before allocating anything (Linux overcommits: an oversized run would be
   // killed mid-way instead). extra_param_copies: optimizer moments etc. beyond params and grads.
   void check_memory(int extra_param_copies) const {
-    if constexpr (!std::is_same_v<typename Exec::memory_space, Kokkos::HostSpace>) return;
     const double need =
         double(M::bytes_required(o_.dims)) +
         double(extra_param_copies) * double(make_param_table<Spec>(o_.dims).total) * sizeof(float);
-    const double avail = available_memory_bytes();
+    const double avail = available_bytes_for<Exec>();
     if (need > 0.9 * avail) {
       std::ostringstream s;
       s << "--batch " << o_.dims.B << " x --seq-len " << o_.dims.T << " needs " << std::fixed
         << std::setprecision(1) << need / double(1 << 30) << " GiB but " << avail / double(1 << 30)
-        << " GiB are available; lower --batch";
+        << " GiB are available"
+        << (std::is_same_v<typename Exec::memory_space, Kokkos::HostSpace> ? "" : " on the GPU")
+        << "; lower --batch";
       throw UsageError(s.str());
     }
   }

@@ -204,7 +204,7 @@ class Model {
     }
     if constexpr (Spec::routed) mix_forward(L);
     auto xnf = slot2(xnf_);
-    rmsnorm_forward<R, Exec>(xnf, Vec<R, Exec>(&rstd_(L, 0), N), slot(hbuf_, L), cV(off_gf_, d.D));
+    rmsnorm_forward<R, Exec>(xnf, row(rstd_, L), slot(hbuf_, L), cV(off_gf_, d.D));
     auto logits = slot2(logits_);
     linear_forward<R, Exec>(logits, xnf, cP(off_head_, d.V, d.D));
     return cross_entropy_forward_backward<R, Exec>(logits, tok, d.T, with_grad);
@@ -221,8 +221,8 @@ class Model {
     auto dxn = slot2(dxn_);
     linear_backward<R, Exec>(dxn, gP(off_head_, d.V, D), slot2(logits_), slot2(xnf_), cP(off_head_, d.V, D));
     Mat<R, Exec> dtop = variant == Variant::prenorm ? slot2(dres_) : slot2(dh_);
-    rmsnorm_backward<R, Exec>(dtop, gV(off_gf_, D), dxn, slot(hbuf_, L), Vec<const R, Exec>(&rstd_(L, 0), N),
-                              cV(off_gf_, D), false, norm_partial_);
+    rmsnorm_backward<R, Exec>(dtop, gV(off_gf_, D), dxn, slot(hbuf_, L), row(rstd_, L), cV(off_gf_, D), false,
+                              norm_partial_);
     if constexpr (Spec::routed) mix_backward(L);
 
     auto acc = slot2(dres_);  // Block/WAV: suffix sum of the block's slot gradients
@@ -249,11 +249,11 @@ class Model {
       const auto& lp = layer_[c / 2];
       const int64_t goff = (l % 2 == 1) ? lp.g_attn : lp.g_mlp;
       if constexpr (variant == Variant::prenorm) {
-        rmsnorm_backward<R, Exec>(slot2(dres_), gV(goff, D), dxn, slot(hbuf_, c),
-                                  Vec<const R, Exec>(&rstd_(c, 0), N), cV(goff, D), true, norm_partial_);
+        rmsnorm_backward<R, Exec>(slot2(dres_), gV(goff, D), dxn, slot(hbuf_, c), row(rstd_, c), cV(goff, D),
+                                  true, norm_partial_);
       } else {
-        rmsnorm_backward<R, Exec>(slot2(dh_), gV(goff, D), dxn, slot(hbuf_, c),
-                                  Vec<const R, Exec>(&rstd_(c, 0), N), cV(goff, D), false, norm_partial_);
+        rmsnorm_backward<R, Exec>(slot2(dh_), gV(goff, D), dxn, slot(hbuf_, c), row(rstd_, c), cV(goff, D),
+                                  false, norm_partial_);
         mix_backward(c);
       }
     }
@@ -343,11 +343,15 @@ class Model {
     return d;
   }
 
+  // Sub-views by pointer arithmetic: host code must not call operator() on device views (Kokkos aborts).
   Mat<R, Exec> slot(View3<R, Exec> v, int s) const {
-    return Mat<R, Exec>(&v(s, 0, 0), v.extent(1), v.extent(2));
+    return Mat<R, Exec>(v.data() + size_t(s) * v.extent(1) * v.extent(2), v.extent(1), v.extent(2));
+  }
+  Vec<R, Exec> row(View2<R, Exec> v, int i) const {
+    return Vec<R, Exec>(v.data() + size_t(i) * v.extent(1), v.extent(1));
   }
   Mat<R, Exec> slot2(View2<R, Exec> v) const { return Mat<R, Exec>(v.data(), v.extent(0), v.extent(1)); }
-  Mat<R, Exec> kappa_slot(int n) const { return Mat<R, Exec>(&kappa_(n, 0, 0), 2, kappa_.extent(2)); }
+  Mat<R, Exec> kappa_slot(int n) const { return slot(kappa_, n); }
   Mat<const R, Exec> cP(int64_t off, int64_t r, int64_t c) const {
     return Mat<const R, Exec>(params_.data() + off, r, c);
   }
@@ -401,14 +405,13 @@ class Model {
     const int c = l - 1, k = c / 2;
     const auto& lp = layer_[k];
     auto xn = slot(xn_, c);
-    Vec<R, Exec> rstd(&rstd_(c, 0), N);
+    Vec<R, Exec> rstd = row(rstd_, c);
     if (l % 2 == 1) {
       rmsnorm_forward<R, Exec>(xn, rstd, h, cV(lp.g_attn, D));
       auto qkv = slot(qkv_, k);
       linear_forward<R, Exec>(qkv, xn, cP(lp.wqkv, 3 * D, D));
       auto att = slot(att_, k);
-      attention_forward<R, Exec>(att, Vec<R, Exec>(&lse_(k, 0), lse_.extent(1)), qkv, attn_scratch_, d.B, d.T,
-                                 d.H);
+      attention_forward<R, Exec>(att, row(lse_, k), qkv, attn_scratch_, d.B, d.T, d.H);
       linear_forward<R, Exec>(y, att, cP(lp.wo, D, D), beta);
     } else {
       rmsnorm_forward<R, Exec>(xn, rstd, h, cV(lp.g_mlp, D));
@@ -431,8 +434,8 @@ class Model {
       auto datt = slot2(datt_);
       linear_backward<R, Exec>(datt, gP(lp.wo, D, D), dY, slot(att_, k), cP(lp.wo, D, D));
       auto dqkv = slot2(dqkv_);
-      attention_backward<R, Exec>(dqkv, datt, slot(att_, k), Vec<const R, Exec>(&lse_(k, 0), lse_.extent(1)),
-                                  slot(qkv_, k), attn_scratch_, d.B, d.T, d.H);
+      attention_backward<R, Exec>(dqkv, datt, slot(att_, k), row(lse_, k), slot(qkv_, k), attn_scratch_, d.B,
+                                  d.T, d.H);
       linear_backward<R, Exec>(dxn, gP(lp.wqkv, 3 * D, D), dqkv, slot(xn_, c), cP(lp.wqkv, 3 * D, D));
     } else {
       auto dact = slot2(dact_);
