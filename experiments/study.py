@@ -75,7 +75,7 @@ def main():
                 cmd += ["--resume", "latest"]
             print(f"[study] {name}: {' '.join(cmd[1:3])} …", flush=True)
             t0 = time.time()
-            r = subprocess.run(cmd, capture_output=True, text=True)
+            r = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
             wall = time.time() - t0
             if r.returncode != 0:
                 sys.exit(f"[study] {name} failed ({r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
@@ -89,7 +89,8 @@ def main():
         params = ""
         inspect = os.path.join(a.build, "src", "wavres-inspect")
         if ckpts and os.path.exists(inspect):
-            txt = subprocess.run([inspect, os.path.join(rdir, ckpts[-1])], capture_output=True, text=True).stdout
+            txt = subprocess.run([inspect, os.path.join(rdir, ckpts[-1])], capture_output=True, text=True,
+                                 errors="replace").stdout
             for line in txt.splitlines():
                 if line.strip().startswith("total"):
                     params = line.split()[1]

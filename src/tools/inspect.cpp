@@ -87,7 +87,8 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
-// One line, printable: control characters escaped (attributes such as command_line are free text).
+// One line, printable ASCII: control characters and bytes >= 0x80 escaped (attributes such as command_line
+// are free text; a vocabulary lists single bytes of UTF-8 text, which are not valid UTF-8 on their own).
 std::string printable(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
@@ -95,7 +96,7 @@ std::string printable(const std::string& s) {
       out += "\\n";
     else if (c == '\t')
       out += "\\t";
-    else if (c < 0x20 || c == 0x7f) {
+    else if (c < 0x20 || c >= 0x7f) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
       out += buf;
