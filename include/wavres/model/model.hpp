@@ -88,6 +88,8 @@ class Model {
       mpart_ = View2<R, Exec>("mixer_block_max", S, N);
       lpart_ = View2<R, Exec>("mixer_block_sum", S, N);
       qhat_ = View2<R, Exec>("mixer_block_qhat", S, D);
+      rblock_ = View3<R, Exec>("mixer_block_r_part", kRowChunks, S, D);
+      kblock_ = View3<R, Exec>("mixer_block_k_part", kRowChunks, S, 2);
       block_starts_ = View1<int, Exec>("mixer_block_starts", Spec::N * S);
       auto h = Kokkos::create_mirror_view(block_starts_);
       for (int c = 0; c < L; ++c) h(c) = src_.start[c];
@@ -254,7 +256,14 @@ class Model {
       } else {
         rmsnorm_backward<R, Exec>(slot2(dh_), gV(goff, D), dxn, slot(hbuf_, c), row(rstd_, c), cV(goff, D),
                                   false, norm_partial_);
-        mix_backward(c);
+        if constexpr (is_blocked(variant)) {
+          if (two_phase_)
+            block_mix_backward(l);
+          else
+            mix_backward(c);
+        } else {
+          mix_backward(c);
+        }
       }
     }
     Mat<R, Exec> dx0 = Spec::routed ? slot(dbank_, 0) : slot2(dres_);
@@ -311,7 +320,7 @@ class Model {
       idx_bytes += E * int64_t(sizeof(double) + 2 * sizeof(int));  // alpha_means_, slot_, kind_
     }
     if constexpr (is_blocked(variant)) {
-      n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D;
+      n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D + kRowChunks * Spec::S * (D + 2);
       idx_bytes += Spec::N * Spec::S * int64_t(sizeof(int));  // block_starts_
     }
     if constexpr (variant == Variant::wav_v1) n += 2 * N * D + Spec::N * 2 * N;
@@ -328,7 +337,9 @@ class Model {
     add(act_), add(xnf_), add(logits_), add(dh_), add(dres_), add(dy_), add(dxn_), add(datt_), add(dqkv_);
     add(dgu_), add(dact_), add(bank_), add(dbank_), add(rinv_), add(alpha_), add(r_scratch_), add(ksum_);
     add(phase_), add(split_), add(kappa_), add(attn_scratch_), add(norm_partial_), add(embed_partial_);
-    add(apart_), add(mpart_), add(lpart_), add(qhat_), add(alpha_means_), add(slot_), add(kind_);
+    add(apart_), add(mpart_), add(lpart_), add(qhat_), add(rblock_), add(kblock_), add(alpha_means_),
+        add(slot_);
+    add(kind_);
     add(block_starts_);
     return n;
   }
@@ -387,6 +398,35 @@ class Model {
     }
     mixer_block_merge<R, Exec>(slot(hbuf_, c), alpha_, bank_, rinv_, apart_, mpart_, lpart_, slot2(qhat_),
                                i - 1, src_.start[c], nc, i >= 2 ? c0 + i - 1 : -1);
+  }
+
+  // Block/WAV backward mixing of sublayer l (see two_phase.hpp): the running partial now, G_p kept (in
+  // apart_, free in backward) for the block's completed sources, which get all S consumers' gradient at the
+  // block's first sublayer.
+  void block_mix_backward(int l) {
+    constexpr int S = Spec::S;
+    const int64_t D = dims_.D;
+    const int n = (l - 1) / S + 1, p = (l - 1) % S, c0 = (n - 1) * S, c = l - 1;
+    const int nc = src_.count(c0);
+    mixer_block_save_grad<R, Exec>(apart_, mpart_, p, slot2(dh_), slot(hbuf_, c));
+    if (p >= 1) {
+      Vec<R, Exec> dbeta;
+      if constexpr (variant == Variant::wav_v1) dbeta = gV(off_dbias_ + 2 * c, 2);
+      mixer_backward<R, Exec>(dbank_, gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), dbeta, r_scratch_,
+                              ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_,
+                              MixerSources<Exec>{slot_, kind_, src_.start[c] + nc, 1},
+                              cV(off_query_ + c * D, D), cV(off_kgain_ + c * D, D));
+    }
+    if (p == 0) {
+      mixer_block_queries<R, Exec>(slot2(qhat_), cP(off_query_ + c0 * D, S, D),
+                                   cP(off_kgain_ + c0 * D, S, D));
+      Mat<R, Exec> dbeta;
+      if constexpr (variant == Variant::wav_v1) dbeta = gP(off_dbias_ + 2 * c0, S, 2);
+      mixer_block_backward_completed<R, Exec>(
+          dbank_, gP(off_query_ + c0 * D, S, D), gP(off_kgain_ + c0 * D, S, D), dbeta, rblock_, kblock_,
+          apart_, mpart_, alpha_, bank_, rinv_, slot_, kind_, block_starts_, c0, S, nc, slot2(qhat_),
+          cP(off_query_ + c0 * D, S, D), cP(off_kgain_ + c0 * D, S, D));
+    }
   }
 
   void mix_backward(int c) {
@@ -461,7 +501,7 @@ class Model {
   LayerOffsets layer_[NL];
   bool frozen_kappa_ = false;
   bool two_phase_ = true;
-  View3<R, Exec> apart_;
+  View3<R, Exec> apart_, rblock_, kblock_;
   View2<R, Exec> mpart_, lpart_, qhat_;
   View1<int, Exec> block_starts_;
   int64_t off_tok_ = 0, off_pos_ = 0, off_head_ = 0, off_gf_ = 0, off_query_ = 0, off_kgain_ = 0,

@@ -8,6 +8,16 @@
 // Phase 2, at consumer p (position i = p+1), merges the partial source with an online-softmax correction:
 //   s* = ⟨q̂_p, u_{b^{i-1}}⟩,  m' = max(m_p, s*),  f = e^{m_p − m'},  e = e^{s* − m'},  L = f·l_p + e
 //   h = (f·a_p + e·b^{i-1}) / L,   α_j = e^{s_pj − m_p}·f / L,   α_partial = e / L
+//
+// Backward in two phases as well. The completed sources' gradients are first needed when backward reaches the
+// earlier block that wrote them, so they can wait until all S consumers of block n have their G_p =
+// ∂loss/∂h_p: at each consumer only the running partial (needed by the block's own sublayers next) is
+// differentiated (mixer_backward with that one source) and G_p, ⟨G_p, h_p⟩ are kept; at the block's first
+// consumer one pass over C_n applies, per source j and token, the mixer_backward terms of all S consumers at
+// once:
+//   δ_pj = α_pj (⟨G_p, v_j⟩ − ⟨G_p, h_p⟩),   ∂v_j += Σ_p [α_pj G_p + (δ_pj/ρ_j) q̂_p] − (Σ_p δ_pj
+//   ⟨q̂_p,u_j⟩/(ρ_j D)) v_j r_p += (δ_pj/ρ_j) v_j,   ksum_p[kind j] += δ_pj
+// so v_j and ∂v_j are read once per block instead of S times (mixer_backward is memory-bound).
 #pragma once
 #include "wavres/core/math.hpp"
 #include "wavres/core/types.hpp"
@@ -108,6 +118,94 @@ void mixer_block_merge(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec
         }
         for (int j = 0; j < nc; ++j) alpha(start + j, i) *= fa;
         if (partial_slot >= 0) alpha(start + nc, i) = ea;
+      });
+}
+
+// Backward phase 1, consumer p: keep G_p in gsave(p) and ⟨G_p, h_p⟩ in ghsave(p, ·) for the block pass.
+template <class R, class Exec>
+void mixer_block_save_grad(View3<R, Exec> gsave, View2<R, Exec> ghsave, int p, Mat<const R, Exec> G,
+                           Mat<const R, Exec> h) {
+  const int64_t D = G.extent(1);
+  Kokkos::parallel_for(
+      "mixer_block_save_grad", Range<Exec>(0, G.extent(0)), KOKKOS_LAMBDA(int64_t i) {
+        const R* KOKKOS_RESTRICT Gi = &G(i, 0);
+        const R* KOKKOS_RESTRICT hi = &h(i, 0);
+        R* KOKKOS_RESTRICT out = &gsave(p, i, 0);
+        R gh = 0;
+        WAVRES_SIMD_SUM(gh)
+        for (int64_t d = 0; d < D; ++d) {
+          out[d] = Gi[d];
+          gh += Gi[d] * hi[d];
+        }
+        ghsave(p, i) = gh;
+      });
+}
+
+// Backward phase 2, once per block: the completed sources C_n (the first nc entries of every consumer) get
+// the gradient of all S consumers; dW, dG are the [S, D] rows of ∂query and ∂key_gain, dbeta the [S, 2] rows
+// of ∂detail_bias (null = none). r_part [kRowChunks, S, D] and k_part [kRowChunks, S, 2] are scratch.
+template <class R, class Exec>
+void mixer_block_backward_completed(View3<R, Exec> dbank, Mat<R, Exec> dW, Mat<R, Exec> dG,
+                                    Mat<R, Exec> dbeta, View3<R, Exec> r_part, View3<R, Exec> k_part,
+                                    View3<const R, Exec> gsave, View2<const R, Exec> ghsave,
+                                    View2<const R, Exec> alpha, View3<const R, Exec> bank,
+                                    View2<const R, Exec> rinv, View1<int, Exec> slot, View1<int, Exec> kind,
+                                    View1<int, Exec> starts, int soff, int S, int nc, Mat<const R, Exec> qhat,
+                                    Mat<const R, Exec> w, Mat<const R, Exec> g) {
+  const int64_t N = bank.extent(1), D = bank.extent(2);
+  const bool has_beta = dbeta.data() != nullptr;
+  Kokkos::parallel_for(
+      "mixer_block_backward", Range<Exec>(0, kRowChunks), KOKKOS_LAMBDA(int64_t c) {
+        for (int p = 0; p < S; ++p) {
+          R* KOKKOS_RESTRICT r = &r_part(c, p, 0);
+          for (int64_t d = 0; d < D; ++d) r[d] = 0;
+          k_part(c, p, 0) = k_part(c, p, 1) = 0;
+        }
+        const int s0 = starts(soff);
+        for (int64_t i = N * c / kRowChunks; i < N * (c + 1) / kRowChunks; ++i) {
+          for (int j = 0; j < nc; ++j) {
+            const int sj = slot(s0 + j), kj = kind(s0 + j);
+            const R ri = rinv(sj, i);
+            const R* KOKKOS_RESTRICT v = &bank(sj, i, 0);
+            R* KOKKOS_RESTRICT dv = &dbank(sj, i, 0);
+            R c2sum = 0;
+            for (int p = 0; p < S; ++p) {
+              const R* KOKKOS_RESTRICT Gp = &gsave(p, i, 0);
+              const R* KOKKOS_RESTRICT q = &qhat(p, 0);
+              R gv = 0, qv = 0;
+              WAVRES_SIMD_SUM(gv, qv)
+              for (int64_t d = 0; d < D; ++d) {
+                gv += Gp[d] * v[d];
+                qv += q[d] * v[d];
+              }
+              const R a = alpha(starts(soff + p) + j, i);
+              const R delta = a * (gv - ghsave(p, i));
+              const R c1 = delta * ri;
+              c2sum += delta * ri * ri * (qv * ri) / R(D);
+              R* KOKKOS_RESTRICT r = &r_part(c, p, 0);
+              for (int64_t d = 0; d < D; ++d) {
+                dv[d] += a * Gp[d] + c1 * q[d];
+                r[d] += c1 * v[d];
+              }
+              if (kj > 0) k_part(c, p, kj - 1) += delta;
+            }
+            for (int64_t d = 0; d < D; ++d) dv[d] -= c2sum * v[d];
+          }
+        }
+      });
+  Kokkos::parallel_for(
+      "mixer_block_backward_params", Range<Exec>(0, int64_t(S) * D), KOKKOS_LAMBDA(int64_t k) {
+        const int p = int(k / D);
+        const int64_t d = k % D;
+        R acc = 0;
+        for (int c = 0; c < kRowChunks; ++c) acc += r_part(c, p, d);
+        dW(p, d) += g(p, d) * acc;
+        dG(p, d) += w(p, d) * acc;
+        if (has_beta && d < 2) {
+          R kb = 0;
+          for (int c = 0; c < kRowChunks; ++c) kb += k_part(c, p, d);
+          dbeta(p, d) += kb;
+        }
       });
 }
 
