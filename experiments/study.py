@@ -7,7 +7,7 @@ difference can be told from noise. Runs resume where they stopped (--resume late
 Writes experiments/results/<study>/results.md, per-run log.csv, loss curves and routing heatmaps.
 
   experiments/study.py cpu            # the CPU-sized study (see PRESETS)
-  experiments/study.py paper --build BUILD_DIR     # sized for one H100 (needs the CUDA build, issue 6)
+  experiments/study.py paper --build build/cuda   # sized for one H100: cmake/wavres.sh build-cuda first
   experiments/study.py smoke          # seconds per run: checks the pipeline end to end
 """
 import argparse, csv, json, math, os, shutil, subprocess, sys, time

@@ -16,6 +16,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 #include "wavres/core/types.hpp"
@@ -381,6 +382,31 @@ BOOST_AUTO_TEST_CASE(attention) {
   attention_case(1, 7, 3, 2, 2.5, 405);  // large scores: a peaked softmax that needs the max subtraction
   attention_case(2, 4, 1, 5, 0.7, 406);
   attention_case(3, 1, 2, 2, 1.0, 407);
+  // head dims 16 and 20: the register-blocked 16-column output/dq tiles (and, at 20, their remainder), and
+  // T = 21 spans two 16-key score blocks with a partial last query tile
+  attention_case(1, 21, 2, 16, 0.5, 409);
+  attention_case(1, 18, 1, 20, 0.5, 410);
+}
+
+// kmath::exp_vec<float> (the vectorisable exp of SwiGLU and the attention softmax) against exp in double:
+// relative error below 1.2e-7 (one float ulp at 1) everywhere on its range; outside it clamps to finite,
+// normal values; NaN propagates.
+BOOST_AUTO_TEST_CASE(exp_vec_float) {
+  double worst = 0;
+  for (double x = -87.3; x <= 88.3; x += 3.7e-4) {
+    const float xf = float(x);
+    const double want = std::exp(double(xf));
+    worst = std::max(worst, std::abs(double(kmath::exp_vec(xf)) - want) / want);
+  }
+  BOOST_TEST_MESSAGE("exp_vec<float>: worst relative error " << worst);
+  BOOST_TEST(worst < 1.2e-7);
+  BOOST_TEST(kmath::exp_vec(0.0f) == 1.0f);
+  BOOST_TEST(std::isfinite(kmath::exp_vec(1e30f)));
+  BOOST_TEST(kmath::exp_vec(1e30f) > 1e38f);
+  BOOST_TEST(kmath::exp_vec(-1e30f) > 0.0f);
+  BOOST_TEST(kmath::exp_vec(-1e30f) < 1.3e-38f);
+  BOOST_TEST(std::isnan(kmath::exp_vec(std::numeric_limits<float>::quiet_NaN())));
+  BOOST_TEST(kmath::exp_vec(0.5) == std::exp(0.5));  // double: exp itself
 }
 
 // Causality of the attention core: changing q/k/v of positions > t leaves rows ≤ t bit-for-bit unchanged.

@@ -20,18 +20,9 @@ static_assert(kQueryTile == 4, "the attention tile loops below are written out f
 
 // The inner loops of the 4-row tiles. They are functions so that their pointers are restrict-qualified
 // parameters: GCC honours restrict there (also after inlining), not on locals derived from one scratch base,
-// and without it gives up vectorising loops with this many streams.
+// and without it gives up vectorising loops with this many streams. tile_gather (dK, dV: a reduction over
+// only the tile's 4 rows) accumulates in memory; the other passes reduce over a long axis in registers.
 namespace detail {
-// rows a_r[0..n) += w_r · x[0..n)   (scores: x = a row of Kᵀ; outputs: x = a row of V or K)
-template <class R>
-KOKKOS_INLINE_FUNCTION void tile_axpy(int n, const R* KOKKOS_RESTRICT x, const R* w, R* KOKKOS_RESTRICT a0,
-                                      R* KOKKOS_RESTRICT a1, R* KOKKOS_RESTRICT a2, R* KOKKOS_RESTRICT a3) {
-  const R w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-  for (int i = 0; i < n; ++i) {
-    const R v = x[i];
-    a0[i] += w0 * v, a1[i] += w1 * v, a2[i] += w2 * v, a3[i] += w3 * v;
-  }
-}
 // y[0..n) += Σ_r c_r · x_r[0..n)
 template <class R>
 KOKKOS_INLINE_FUNCTION void tile_gather(int n, R* KOKKOS_RESTRICT y, const R* c, const R* KOKKOS_RESTRICT x0,
@@ -39,6 +30,52 @@ KOKKOS_INLINE_FUNCTION void tile_gather(int n, R* KOKKOS_RESTRICT y, const R* c,
                                         const R* KOKKOS_RESTRICT x3) {
   const R c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
   for (int i = 0; i < n; ++i) y[i] += c0 * x0[i] + c1 * x1[i] + c2 * x2[i] + c3 * x3[i];
+}
+// The register-blocked product of the passes that reduce over a long axis (head dim for scores, keys for
+// outputs): C[r][0..16) = Σ_{k<n} A[r·lda + k] · X[k·ldx + 0..16) for the 4 rows r, written over C. The 4×16
+// accumulators stay in registers (the loops have constant trip counts), so each FMA costs a broadcast and a
+// quarter of a vector load instead of a load and a store of an accumulator in memory.
+template <class R>
+KOKKOS_INLINE_FUNCTION void tile_dot16(int n, const R* KOKKOS_RESTRICT A, size_t lda,
+                                       const R* KOKKOS_RESTRICT X, size_t ldx, R* KOKKOS_RESTRICT C,
+                                       size_t ldc) {
+  R acc[4][16];
+  for (int r = 0; r < 4; ++r)
+    for (int i = 0; i < 16; ++i) acc[r][i] = 0;
+  for (int k = 0; k < n; ++k) {
+    const R* KOKKOS_RESTRICT x = X + size_t(k) * ldx;
+    const R a0 = A[k], a1 = A[lda + k], a2 = A[2 * lda + k], a3 = A[3 * lda + k];
+    for (int i = 0; i < 16; ++i) {
+      acc[0][i] += a0 * x[i];
+      acc[1][i] += a1 * x[i];
+      acc[2][i] += a2 * x[i];
+      acc[3][i] += a3 * x[i];
+    }
+  }
+  for (int r = 0; r < 4; ++r)
+    for (int i = 0; i < 16; ++i) C[r * ldc + i] = acc[r][i];
+}
+// Scores of a 4-row query tile against keys 0..smax: S[r][s] = Σ_d A[r][d] · XT[d][s], XT transposed [hd][Tp]
+// (rows padded by 16, so the last 16-wide block may run past smax into the padding).
+template <class R>
+KOKKOS_INLINE_FUNCTION void tile_scores(int hd, int smax, const R* A, size_t lda, const R* XT, size_t Tp,
+                                        R* S) {
+  for (int s0 = 0; s0 <= smax; s0 += 16) tile_dot16(hd, A, lda, XT + s0, Tp, S + s0, Tp);
+}
+// Outputs of a 4-row tile: O[r][d] = Σ_{s ≤ smax} W[r][s] · X[s][d], X row-major with row stride ldx (a
+// head's columns of qkv); 16-column blocks in registers, the remainder (hd not a multiple of 16) column by
+// column.
+template <class R>
+KOKKOS_INLINE_FUNCTION void tile_outputs(int hd, int smax, const R* W, size_t ldw, const R* X, size_t ldx,
+                                         R* O, size_t ldo) {
+  int d0 = 0;
+  for (; d0 + 16 <= hd; d0 += 16) tile_dot16(smax + 1, W, ldw, X + d0, ldx, O + d0, ldo);
+  for (int d = d0; d < hd; ++d)
+    for (int r = 0; r < 4; ++r) {
+      R acc = 0;
+      for (int s = 0; s <= smax; ++s) acc += W[r * ldw + s] * X[size_t(s) * ldx + d];
+      O[r * ldo + d] = acc;
+    }
 }
 }  // namespace detail
 
@@ -83,13 +120,10 @@ void attention_forward(Mat<R, Exec> out, Vec<R, Exec> lse, Mat<const R, Exec> qk
         }
         for (int t0 = 0; t0 < T; t0 += Q) {
           const int nq = T - t0 < Q ? T - t0 : Q, smax = t0 + nq - 1;
+          R qt[Q][kMaxHeadDim];  // the tile's queries, scaled; rows past the end are zero
           for (int r = 0; r < Q; ++r)
-            for (int s = 0; s <= smax; ++s) sc[r * Tp + s] = 0;
-          for (int d = 0; d < hd; ++d) {
-            R q[Q];
-            for (int r = 0; r < Q; ++r) q[r] = r < nq ? qkv(base + t0 + r, h * hd + d) * scale : R(0);
-            detail::tile_axpy(smax + 1, kT + d * Tp, q, sc, sc + Tp, sc + 2 * Tp, sc + 3 * Tp);
-          }
+            for (int d = 0; d < hd; ++d) qt[r][d] = r < nq ? qkv(base + t0 + r, h * hd + d) * scale : R(0);
+          detail::tile_scores(hd, smax, &qt[0][0], kMaxHeadDim, kT, Tp, sc);
           R inv[Q];
           for (int r = 0; r < Q; ++r) {
             R* row = sc + r * Tp;
@@ -102,8 +136,9 @@ void attention_forward(Mat<R, Exec> out, Vec<R, Exec> lse, Mat<const R, Exec> qk
             R m = row[0];
             for (int s = 1; s <= last; ++s) m = row[s] > m ? row[s] : m;
             R l = 0;
+            WAVRES_SIMD_SUM(l)
             for (int s = 0; s <= last; ++s) {
-              row[s] = kmath::exp(row[s] - m);
+              row[s] = kmath::exp_vec(row[s] - m);
               l += row[s];
             }
             for (int s = last + 1; s <= smax; ++s) row[s] = 0;
@@ -111,12 +146,8 @@ void attention_forward(Mat<R, Exec> out, Vec<R, Exec> lse, Mat<const R, Exec> qk
             lse(bh * T + last) = m + kmath::log(l);
           }
           R acc[Q][kMaxHeadDim];  // local: the compiler knows it aliases nothing
-          for (int r = 0; r < Q; ++r)
-            for (int d = 0; d < hd; ++d) acc[r][d] = 0;
-          for (int s = 0; s <= smax; ++s) {
-            const R w[Q] = {sc[s], sc[Tp + s], sc[2 * Tp + s], sc[3 * Tp + s]};
-            detail::tile_axpy(hd, &qkv(base + s, 2 * D + h * hd), w, acc[0], acc[1], acc[2], acc[3]);
-          }
+          detail::tile_outputs(hd, smax, sc, Tp, &qkv(base, 2 * D + h * hd), size_t(3) * D, &acc[0][0],
+                               kMaxHeadDim);
           for (int r = 0; r < nq; ++r)
             for (int d = 0; d < hd; ++d) out(base + t0 + r, h * hd + d) = acc[r][d] * inv[r];
         }
@@ -166,16 +197,16 @@ void attention_backward(Mat<R, Exec> dqkv, Mat<const R, Exec> dout, Mat<const R,
             if (r < nq)
               for (int d = 0; d < hd; ++d)
                 delta[r] += dout(base + t0 + r, h * hd + d) * out(base + t0 + r, h * hd + d);
-            for (int s = 0; s <= smax; ++s) P[r * Tp + s] = dS[r * Tp + s] = 0;
           }
-          for (int d = 0; d < hd; ++d) {
-            R q[Q], g[Q];
-            for (int r = 0; r < Q; ++r) {
-              q[r] = r < nq ? qkv(base + t0 + r, h * hd + d) * scale : R(0);
-              g[r] = r < nq ? dout(base + t0 + r, h * hd + d) : R(0);
-            }
-            detail::tile_axpy(smax + 1, kT + d * Tp, q, P, P + Tp, P + 2 * Tp, P + 3 * Tp);
-            detail::tile_axpy(smax + 1, vT + d * Tp, g, dS, dS + Tp, dS + 2 * Tp, dS + 3 * Tp);
+          {
+            R qt[Q][kMaxHeadDim], gt[Q][kMaxHeadDim];  // scaled queries and output gradients of the tile
+            for (int r = 0; r < Q; ++r)
+              for (int d = 0; d < hd; ++d) {
+                qt[r][d] = r < nq ? qkv(base + t0 + r, h * hd + d) * scale : R(0);
+                gt[r][d] = r < nq ? dout(base + t0 + r, h * hd + d) : R(0);
+              }
+            detail::tile_scores(hd, smax, &qt[0][0], kMaxHeadDim, kT, Tp, P);   // c·q_t·k_s
+            detail::tile_scores(hd, smax, &gt[0][0], kMaxHeadDim, vT, Tp, dS);  // dp_ts = do_t·v_s
           }
           for (int r = 0; r < Q; ++r) {
             R* prow = P + r * Tp;
@@ -183,7 +214,7 @@ void attention_backward(Mat<R, Exec> dqkv, Mat<const R, Exec> dout, Mat<const R,
             const int last = r < nq ? t0 + r : -1;  // rows past the end contribute nothing
             const R l = r < nq ? lse(bh * T + t0 + r) : R(0);
             for (int s = 0; s <= smax; ++s) {
-              const R ps = s <= last ? kmath::exp(prow[s] - l) : R(0);
+              const R ps = s <= last ? kmath::exp_vec(prow[s] - l) : R(0);
               erow[s] = ps * (erow[s] - delta[r]) * scale;  // ds_ts, with the score scale folded in
               prow[s] = ps;
             }
@@ -198,12 +229,8 @@ void attention_backward(Mat<R, Exec> dqkv, Mat<const R, Exec> dout, Mat<const R,
             detail::tile_gather(smax + 1, dvT + d * Tp, g, P, P + Tp, P + 2 * Tp, P + 3 * Tp);
           }
           R dq[Q][kMaxHeadDim];
-          for (int r = 0; r < Q; ++r)
-            for (int d = 0; d < hd; ++d) dq[r][d] = 0;
-          for (int s = 0; s <= smax; ++s) {
-            const R w[Q] = {dS[s], dS[Tp + s], dS[2 * Tp + s], dS[3 * Tp + s]};
-            detail::tile_axpy(hd, &qkv(base + s, D + h * hd), w, dq[0], dq[1], dq[2], dq[3]);
-          }
+          detail::tile_outputs(hd, smax, dS, Tp, &qkv(base, D + h * hd), size_t(3) * D, &dq[0][0],
+                               kMaxHeadDim);
           for (int r = 0; r < nq; ++r)
             for (int d = 0; d < hd; ++d) dqkv(base + t0 + r, h * hd + d) = dq[r][d];
         }

@@ -14,7 +14,7 @@ void swiglu_forward(Mat<R, Exec> a, Mat<const R, Exec> gu) {
       "swiglu_forward", Range<Exec>(0, a.extent(0)), KOKKOS_LAMBDA(int64_t i) {
         for (int64_t f = 0; f < F; ++f) {
           const R g = gu(i, f);
-          a(i, f) = g / (R(1) + kmath::exp(-g)) * gu(i, F + f);
+          a(i, f) = g / (R(1) + kmath::exp_vec(-g)) * gu(i, F + f);
         }
       });
 }
@@ -27,7 +27,7 @@ void swiglu_backward(Mat<R, Exec> dgu, Mat<const R, Exec> da, Mat<const R, Exec>
       "swiglu_backward", Range<Exec>(0, da.extent(0)), KOKKOS_LAMBDA(int64_t i) {
         for (int64_t f = 0; f < F; ++f) {
           const R g = gu(i, f), u = gu(i, F + f), d = da(i, f);
-          const R sg = R(1) / (R(1) + kmath::exp(-g));
+          const R sg = R(1) / (R(1) + kmath::exp_vec(-g));
           dgu(i, f) = d * u * sg * (R(1) + g * (R(1) - sg));
           dgu(i, F + f) = d * g * sg;
         }
