@@ -5,6 +5,7 @@
 //   per token, per layer: 2·(4D² + 3DF) for the seven projections + 2·D·(T+1) for causal QKᵀ and PV
 //   (on average (T+1)/2 keys per query, 2 matmuls, 2 FLOPs per multiply-add); plus 2·D·V for the head.
 // Mixer and elementwise work is not counted: it is the overhead that routing adds.
+// Options: --timed N --warmup N --no-profile --json --top N (kernels listed), then any experiment option.
 #include <sys/resource.h>
 
 #include <omp.h>
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
   std::vector<char*> args{argv[0], const_cast<char*>("train")};
   int timed = 5, warmup = 2;
   bool profile = true, json = false;
+  int top = 8;  // kernels listed in the breakdown
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--timed" && i + 1 < argc)
@@ -84,6 +86,8 @@ int main(int argc, char** argv) {
       warmup = std::stoi(argv[++i]);
     else if (a == "--no-profile")
       profile = false;
+    else if (a == "--top" && i + 1 < argc)
+      top = std::atoi(argv[++i]);
     else if (a == "--json")
       json = true;
     else
@@ -178,7 +182,7 @@ int main(int argc, char** argv) {
                 100 * (total - covered) / total);
     std::sort(kernels.rbegin(), kernels.rend());
     std::printf("  top kernels:\n");
-    for (size_t i = 0; i < std::min<size_t>(8, kernels.size()); ++i)
+    for (size_t i = 0; i < std::min<size_t>(size_t(std::max(top, 0)), kernels.size()); ++i)
       std::printf("    %-40s %8.1f ms\n", kernels[i].second.c_str(), 1e3 * kernels[i].first);
   }
   return 0;
