@@ -125,7 +125,7 @@ case $backend in
 esac
 log "building Kokkos ($backend) into $prefix"
 cmake -S "$ksrc" -B "$build/kokkos" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" \
-  -DCMAKE_CXX_STANDARD=17 -DCMAKE_INSTALL_PREFIX="$prefix" -DKokkos_ENABLE_TESTS=OFF "${kokkos_flags[@]}" >"$build/kokkos.log" 2>&1
+  -DCMAKE_CXX_STANDARD=17 -DCMAKE_INSTALL_PREFIX="$prefix" -DKokkos_ENABLE_TESTS=OFF "${kokkos_flags[@]}" >>"$build/kokkos.log" 2>&1
 cmake --build "$build/kokkos" -j "$jobs" >>"$build/kokkos.log" 2>&1
 cmake --install "$build/kokkos" >>"$build/kokkos.log"
 if [ "$backend" = cuda ]; then cxx=$prefix/bin/nvcc_wrapper; fi  # users compile with the installed wrapper

@@ -49,15 +49,15 @@ case $cmd in
       auto) if have_nvcc; then cuda=1; else cuda=0; echo "wavres.sh: no nvcc: not compiling the CUDA build" >&2; fi ;;
       *) echo "wavres.sh: WAVRES_CUDA must be auto, on or off" >&2; exit 2 ;;
     esac
+    ctest --preset asan
+    ctest --preset openmp
     if [ $cuda = 1 ]; then
       # Compile-only (CI has no GPU): the library, the tools, one experiment per variant and every test program.
       configure_cuda -DWAVRES_BUILD_PERF=OFF \
         "-DWAVRES_EXPERIMENTS=exp_prenorm_l12_text8;exp_full_l12_text8;exp_block_l12_text8;exp_wav_l12_text8"
       echo "wavres.sh: compiling the CUDA build (build/cuda)" >&2
-      cmake --build build/cuda -j "$jobs"
-    fi
-    ctest --preset asan
-    exec ctest --preset openmp ;;
+      exec cmake --build build/cuda -j "$jobs"
+    fi ;;
   build)
     configure
     exec cmake --build build/openmp -j "$jobs" ;;

@@ -401,10 +401,12 @@ BOOST_AUTO_TEST_CASE(exp_vec_float) {
   BOOST_TEST_MESSAGE("exp_vec<float>: worst relative error " << worst);
   BOOST_TEST(worst < 1.2e-7);
   BOOST_TEST(kmath::exp_vec(0.0f) == 1.0f);
+#if !defined(KOKKOS_ENABLE_CUDA)  // a CUDA build uses exp itself for float too: no clamping there
   BOOST_TEST(std::isfinite(kmath::exp_vec(1e30f)));
   BOOST_TEST(kmath::exp_vec(1e30f) > 1e38f);
   BOOST_TEST(kmath::exp_vec(-1e30f) > 0.0f);
   BOOST_TEST(kmath::exp_vec(-1e30f) < 1.3e-38f);
+#endif
   BOOST_TEST(std::isnan(kmath::exp_vec(std::numeric_limits<float>::quiet_NaN())));
   BOOST_TEST(kmath::exp_vec(0.5) == std::exp(0.5));  // double: exp itself
 }

@@ -8,6 +8,8 @@
 # Everything is logged under $OUT (default perf/results/gpu-<date>/); exit status 1 if any step failed.
 #
 #   tests/portability/gpu_checks.sh [--skip-build]
+# --skip-build expects build/openmp and a full build/cuda (cmake/wavres.sh build-cuda); the CUDA tree that
+# `cmake/wavres.sh test` leaves has no benchmarks and only the 12-layer experiments.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-perf/results/gpu-$(date +%F)}

@@ -29,7 +29,9 @@ template <>
 inline float exp_vec<float>(float x) {
   x = x > 88.3f ? 88.3f : x;
   x = x < -87.3f ? -87.3f : x;
-  const float n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round to nearest
+  // t = 1.5·2^23 + n for the integer n nearest x·log2(e); its low mantissa bits hold n (|n| ≤ 127)
+  const float t = x * 1.44269504088896341f + 12582912.f;
+  const float n = t - 12582912.f;
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float y = 1.9875691500e-4f;
   y = y * r + 1.3981999507e-3f;
@@ -38,7 +40,9 @@ inline float exp_vec<float>(float x) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * r * r + r + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;
+  uint32_t tb;
+  __builtin_memcpy(&tb, &t, sizeof tb);
+  const uint32_t bits = (tb - 0x4B400000u + 127u) << 23;  // 2^n; unsigned: no UB, also for NaN
   float scale;
   __builtin_memcpy(&scale, &bits, sizeof scale);
   return y * scale;
