@@ -409,14 +409,7 @@ class Model {
     const int n = (l - 1) / S + 1, p = (l - 1) % S, c0 = (n - 1) * S, c = l - 1;
     const int nc = src_.count(c0);
     mixer_block_save_grad<R, Exec>(apart_, mpart_, p, slot2(dh_), slot(hbuf_, c));
-    if (p >= 1) {
-      Vec<R, Exec> dbeta;
-      if constexpr (variant == Variant::wav_v1) dbeta = gV(off_dbias_ + 2 * c, 2);
-      mixer_backward<R, Exec>(dbank_, gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), dbeta, r_scratch_,
-                              ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_,
-                              MixerSources<Exec>{slot_, kind_, src_.start[c] + nc, 1},
-                              cV(off_query_ + c * D, D), cV(off_kgain_ + c * D, D));
-    }
+    if (p >= 1) mix_backward(c, {slot_, kind_, src_.start[c] + nc, 1});  // the running partial only
     if (p == 0) {
       mixer_block_queries<R, Exec>(slot2(qhat_), cP(off_query_ + c0 * D, S, D),
                                    cP(off_kgain_ + c0 * D, S, D));
@@ -429,12 +422,15 @@ class Model {
     }
   }
 
-  void mix_backward(int c) {
+  // Consumer c's mixer backward over `src` (all its sources by default; block_mix_backward passes only the
+  // running partial).
+  void mix_backward(int c) { mix_backward(c, sources_of(c)); }
+  void mix_backward(int c, MixerSources<Exec> src) {
     const int64_t D = dims_.D;
     Vec<R, Exec> dbeta;
     if constexpr (variant == Variant::wav_v1) dbeta = gV(off_dbias_ + 2 * c, 2);
     mixer_backward<R, Exec>(dbank_, gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), dbeta, r_scratch_,
-                            ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_, sources_of(c),
+                            ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_, src,
                             cV(off_query_ + c * D, D), cV(off_kgain_ + c * D, D));
   }
 
