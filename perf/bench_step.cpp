@@ -171,6 +171,7 @@ int main(int argc, char** argv) {
       cat[perf::category_of(k)] += e.seconds;
       kernels.push_back({e.seconds, k});
     }
+    auto& table = perf::KernelProfiler::table();
     std::printf("  per-op breakdown of one profiled step (%.3f s):\n", total);
     std::vector<std::pair<double, std::string>> cats;
     double covered = 0;
@@ -183,7 +184,8 @@ int main(int argc, char** argv) {
     std::sort(kernels.rbegin(), kernels.rend());
     std::printf("  top kernels:\n");
     for (size_t i = 0; i < std::min<size_t>(size_t(std::max(top, 0)), kernels.size()); ++i)
-      std::printf("    %-40s %8.1f ms\n", kernels[i].second.c_str(), 1e3 * kernels[i].first);
+      std::printf("    %-40s %8.1f ms  %4ld calls\n", kernels[i].second.c_str(), 1e3 * kernels[i].first,
+                  table[kernels[i].second].calls);
   }
   return 0;
 }

@@ -1,7 +1,8 @@
 // The identities of routing-spec.md's closing paragraph, on the library itself (double precision):
 //  * zero pseudo-queries: every consumer's weights are uniform over its sources (WAV: up to e^β on details);
 //  * WAV v1 with detail biases at −1e9 computes exactly Block AttnRes (loss and every shared gradient);
-//  * the two-phase block mixer equals the consumer-by-consumer mixer.
+//  * the two-phase block mixer equals the consumer-by-consumer mixer;
+//  * a backward pass leaves no state behind (the source-gradient bank is assigned, never zeroed).
 #include <boost/test/unit_test.hpp>
 #include "model_fixtures.hpp"
 
@@ -115,6 +116,36 @@ BOOST_AUTO_TEST_CASE(two_phase_mixer_equals_plain_mixer) {
   two_phase_equals_plain<ModelSpec<Variant::wav_v1, 4, 4>>();
   two_phase_equals_plain<ModelSpec<Variant::block_attnres, 6, 6>>();
   two_phase_equals_plain<ModelSpec<Variant::wav_v1, 6, 4>>();
+}
+
+// The source-gradient bank is not zeroed between steps: each slot's first writer assigns. A slot that was
+// accumulated into instead would carry the previous batch's gradient, so a model that has just run a
+// backward on other tokens must give bit-identical gradients to a fresh one.
+template <class Spec>
+void backward_is_stateless(bool two_phase) {
+  const Dims d = tiny_dims();
+  Model<Spec, double, Dev> used(d), fresh(d);
+  generic_params(used, 31);
+  generic_params(fresh, 31);
+  if constexpr (is_blocked(Spec::variant)) used.set_two_phase(two_phase), fresh.set_two_phase(two_phase);
+  auto other = random_tokens<Dev>(d, 32), tokens = random_tokens<Dev>(d, 33);
+  used.loss_and_grad(other);
+  const double l_used = used.loss_and_grad(tokens), l_fresh = fresh.loss_and_grad(tokens);
+  BOOST_TEST(l_used == l_fresh);
+  auto gu = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), used.grads());
+  auto gf = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fresh.grads());
+  int64_t differ = 0;
+  for (size_t k = 0; k < gu.extent(0); ++k) differ += gu(k) != gf(k);
+  BOOST_TEST(differ == 0);
+}
+
+BOOST_AUTO_TEST_CASE(backward_leaves_no_state) {
+  backward_is_stateless<ModelSpec<Variant::full_attnres, 3>>(true);
+  for (bool two_phase : {true, false}) {
+    backward_is_stateless<ModelSpec<Variant::block_attnres, 4, 4>>(two_phase);
+    backward_is_stateless<ModelSpec<Variant::wav_v1, 4, 4>>(two_phase);
+    backward_is_stateless<ModelSpec<Variant::wav_v1, 6, 4>>(two_phase);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -217,15 +217,14 @@ class Model {
     const Dims& d = dims_;
     const int64_t N = d.rows(), D = d.D;
     auto tok = Mat<const int32_t, Exec>(tokens.data(), tokens.extent(0), tokens.extent(1));
-    Kokkos::deep_copy(grads_, R(0));
-    if constexpr (Spec::routed) Kokkos::deep_copy(dbank_, R(0));
+    Kokkos::deep_copy(grads_, R(0));  // dbank_ needs no zeroing: each slot's first writer assigns (mixer.hpp)
 
     auto dxn = slot2(dxn_);
     linear_backward<R, Exec>(dxn, gP(off_head_, d.V, D), slot2(logits_), slot2(xnf_), cP(off_head_, d.V, D));
     Mat<R, Exec> dtop = variant == Variant::prenorm ? slot2(dres_) : slot2(dh_);
     rmsnorm_backward<R, Exec>(dtop, gV(off_gf_, D), dxn, slot(hbuf_, L), row(rstd_, L), cV(off_gf_, D), false,
                               norm_partial_);
-    if constexpr (Spec::routed) mix_backward(L);
+    if constexpr (Spec::routed) mix_backward(L, sources_of(L), slot2(dh_), FirstWrite::all);  // uses every slot
 
     auto acc = slot2(dres_);  // Block/WAV: suffix sum of the block's slot gradients
     for (int l = L; l >= 1; --l) {
@@ -254,15 +253,20 @@ class Model {
         rmsnorm_backward<R, Exec>(slot2(dres_), gV(goff, D), dxn, slot(hbuf_, c), row(rstd_, c), cV(goff, D),
                                   true, norm_partial_);
       } else {
-        rmsnorm_backward<R, Exec>(slot2(dh_), gV(goff, D), dxn, slot(hbuf_, c), row(rstd_, c), cV(goff, D),
-                                  false, norm_partial_);
+        // ∂h_c; the two-phase backward keeps the block's S of them (in apart_, free in backward)
+        Mat<R, Exec> G = slot2(dh_);
+        if constexpr (is_blocked(variant))
+          if (two_phase_) G = slot(apart_, (l - 1) % Spec::S);
+        rmsnorm_backward<R, Exec>(G, gV(goff, D), dxn, slot(hbuf_, c), row(rstd_, c), cV(goff, D), false,
+                                  norm_partial_);
         if constexpr (is_blocked(variant)) {
+          // one-phase: a consumer past its block's first position is the only reader of its running partial
           if (two_phase_)
             block_mix_backward(l);
           else
-            mix_backward(c);
+            mix_backward(c, sources_of(c), G, (l - 1) % Spec::S ? FirstWrite::last : FirstWrite::none);
         } else {
-          mix_backward(c);
+          mix_backward(c, sources_of(c), G, FirstWrite::none);
         }
       }
     }
@@ -400,16 +404,15 @@ class Model {
                                i - 1, src_.start[c], nc, i >= 2 ? c0 + i - 1 : -1);
   }
 
-  // Block/WAV backward mixing of sublayer l (see two_phase.hpp): the running partial now, G_p kept (in
-  // apart_, free in backward) for the block's completed sources, which get all S consumers' gradient at the
-  // block's first sublayer.
+  // Block/WAV backward mixing of sublayer l (see two_phase.hpp): the running partial now (its only reader, so
+  // it assigns), G_p already kept in apart_(p) for the block's completed sources, which get all S consumers'
+  // gradient at the block's first sublayer.
   void block_mix_backward(int l) {
     constexpr int S = Spec::S;
-    const int64_t D = dims_.D;
+    const int64_t N = dims_.rows(), D = dims_.D;
     const int n = (l - 1) / S + 1, p = (l - 1) % S, c0 = (n - 1) * S, c = l - 1;
     const int nc = src_.count(c0);
-    mixer_block_save_grad<R, Exec>(apart_, mpart_, p, slot2(dh_), slot(hbuf_, c));
-    if (p >= 1) mix_backward(c, {slot_, kind_, src_.start[c] + nc, 1});  // the running partial only
+    if (p >= 1) mix_backward(c, {slot_, kind_, src_.start[c] + nc, 1}, slot(apart_, p), FirstWrite::all);
     if (p == 0) {
       mixer_block_queries<R, Exec>(slot2(qhat_), cP(off_query_ + c0 * D, S, D),
                                    cP(off_kgain_ + c0 * D, S, D));
@@ -417,21 +420,20 @@ class Model {
       if constexpr (variant == Variant::wav_v1) dbeta = gP(off_dbias_ + 2 * c0, S, 2);
       mixer_block_backward_completed<R, Exec>(
           dbank_, gP(off_query_ + c0 * D, S, D), gP(off_kgain_ + c0 * D, S, D), dbeta, rblock_, kblock_,
-          apart_, mpart_, alpha_, bank_, rinv_, slot_, kind_, block_starts_, c0, S, nc, slot2(qhat_),
+          apart_, View3<const R, Exec>(hbuf_.data() + size_t(c0) * N * D, S, N, D), alpha_, bank_, rinv_, slot_,
+          kind_, block_starts_, c0, S, nc, slot2(qhat_),
           cP(off_query_ + c0 * D, S, D), cP(off_kgain_ + c0 * D, S, D));
     }
   }
 
-  // Consumer c's mixer backward over `src` (all its sources by default; block_mix_backward passes only the
-  // running partial).
-  void mix_backward(int c) { mix_backward(c, sources_of(c)); }
-  void mix_backward(int c, MixerSources<Exec> src) {
+  // Consumer c's mixer backward over `src` (all its sources, or only the running partial), from G = ∂h_c.
+  void mix_backward(int c, MixerSources<Exec> src, Mat<R, Exec> G, FirstWrite first) {
     const int64_t D = dims_.D;
     Vec<R, Exec> dbeta;
     if constexpr (variant == Variant::wav_v1) dbeta = gV(off_dbias_ + 2 * c, 2);
     mixer_backward<R, Exec>(dbank_, gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), dbeta, r_scratch_,
-                            ksum_, slot2(dh_), slot(hbuf_, c), alpha_, bank_, rinv_, src,
-                            cV(off_query_ + c * D, D), cV(off_kgain_ + c * D, D));
+                            ksum_, G, slot(hbuf_, c), alpha_, bank_, rinv_, src, cV(off_query_ + c * D, D),
+                            cV(off_kgain_ + c * D, D), first);
   }
 
   // y (=, or += with beta = 1) f_l(h): attention for odd l, SwiGLU MLP for even l.

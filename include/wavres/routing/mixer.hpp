@@ -66,11 +66,16 @@ void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> ba
 //   ∂v_j += α_j G + (δ_j/ρ_j) (q̂ − (⟨q̂,u_j⟩/D) u_j)
 //   r = Σ_j δ_j u_j,  ksum[k] = Σ_{j of kind k} δ_j      (summed per row chunk into r_part / k_part)
 // then over the chunks: ∂w += g ⊙ Σ r,  ∂g += w ⊙ Σ r,  ∂β_k += Σ ksum[k].
+// `first` names the sources whose ∂v row this call writes first in a backward pass: those rows are assigned
+// (=) instead of accumulated (+=), so the source-gradient bank never needs zeroing (a 19-slot fill is ~9 ms
+// of a 12-layer WAV step).
+enum class FirstWrite { none, all, last };
 template <class R, class Exec>
 void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<R, Exec> dbeta,
                     View2<R, Exec> r_part, View2<R, Exec> k_part, Mat<const R, Exec> G, Mat<const R, Exec> h,
                     View2<const R, Exec> alpha, View3<const R, Exec> bank, View2<const R, Exec> rinv,
-                    MixerSources<Exec> src, Vec<const R, Exec> w, Vec<const R, Exec> g) {
+                    MixerSources<Exec> src, Vec<const R, Exec> w, Vec<const R, Exec> g,
+                    FirstWrite first = FirstWrite::none) {
   const int64_t N = h.extent(0), D = h.extent(1);
   const int start = src.start, n = src.n;
   const bool has_beta = dbeta.extent(0) > 0;
@@ -108,9 +113,16 @@ void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<
             const R a = alpha(start + j, i), ri = rinv(sj, i);
             const R delta = a * (gv - gh);
             const R c1 = delta * ri, c2 = delta * ri * ri * (qv * ri) / R(D);
-            for (int64_t d = 0; d < D; ++d) {
-              dv[d] += a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
-              r[d] += c1 * v[d];
+            if (first == FirstWrite::all || (first == FirstWrite::last && j == n - 1)) {
+              for (int64_t d = 0; d < D; ++d) {
+                dv[d] = a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
+                r[d] += c1 * v[d];
+              }
+            } else {
+              for (int64_t d = 0; d < D; ++d) {
+                dv[d] += a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
+                r[d] += c1 * v[d];
+              }
             }
             const int k = kind(start + j);
             if (k > 0) ks[k - 1] += delta;

@@ -12,9 +12,9 @@
 // Backward in two phases as well. The completed sources' gradients are first needed when backward reaches the
 // earlier block that wrote them, so they can wait until all S consumers of block n have their G_p =
 // ∂loss/∂h_p: at each consumer only the running partial (needed by the block's own sublayers next) is
-// differentiated (mixer_backward with that one source) and G_p, ⟨G_p, h_p⟩ are kept; at the block's first
-// consumer one pass over C_n applies, per source j and token, the mixer_backward terms of all S consumers at
-// once:
+// differentiated (mixer_backward with that one source) and G_p is kept (the model's RMSNorm backward writes
+// it straight into a per-position buffer); at the block's first consumer one pass over C_n applies, per
+// source j and token, the mixer_backward terms of all S consumers at once:
 //   δ_pj = α_pj (⟨G_p, v_j⟩ − ⟨G_p, h_p⟩),   ∂v_j += Σ_p [α_pj G_p + (δ_pj/ρ_j) q̂_p] − (Σ_p δ_pj
 //   ⟨q̂_p,u_j⟩/(ρ_j D)) v_j r_p += (δ_pj/ρ_j) v_j,   ksum_p[kind j] += δ_pj
 // so v_j and ∂v_j are read once per block instead of S times (mixer_backward is memory-bound).
@@ -121,33 +121,14 @@ void mixer_block_merge(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec
       });
 }
 
-// Backward phase 1, consumer p: keep G_p in gsave(p) and ⟨G_p, h_p⟩ in ghsave(p, ·) for the block pass.
-template <class R, class Exec>
-void mixer_block_save_grad(View3<R, Exec> gsave, View2<R, Exec> ghsave, int p, Mat<const R, Exec> G,
-                           Mat<const R, Exec> h) {
-  const int64_t D = G.extent(1);
-  Kokkos::parallel_for(
-      "mixer_block_save_grad", Range<Exec>(0, G.extent(0)), KOKKOS_LAMBDA(int64_t i) {
-        const R* KOKKOS_RESTRICT Gi = &G(i, 0);
-        const R* KOKKOS_RESTRICT hi = &h(i, 0);
-        R* KOKKOS_RESTRICT out = &gsave(p, i, 0);
-        R gh = 0;
-        WAVRES_SIMD_SUM(gh)
-        for (int64_t d = 0; d < D; ++d) {
-          out[d] = Gi[d];
-          gh += Gi[d] * hi[d];
-        }
-        ghsave(p, i) = gh;
-      });
-}
-
 // Backward phase 2, once per block: the completed sources C_n (the first nc entries of every consumer) get
-// the gradient of all S consumers; dW, dG are the [S, D] rows of ∂query and ∂key_gain, dbeta the [S, 2] rows
-// of ∂detail_bias (null = none). r_part [kRowChunks, S, D] and k_part [kRowChunks, S, 2] are scratch.
+// the gradient of all S consumers, from G_p = gsave(p) and h_p = hs(p); dW, dG are the [S, D] rows of ∂query
+// and ∂key_gain, dbeta the [S, 2] rows of ∂detail_bias (null = none). r_part [kRowChunks, S, D] and k_part
+// [kRowChunks, S, 2] are scratch.
 template <class R, class Exec>
 void mixer_block_backward_completed(View3<R, Exec> dbank, Mat<R, Exec> dW, Mat<R, Exec> dG,
                                     Mat<R, Exec> dbeta, View3<R, Exec> r_part, View3<R, Exec> k_part,
-                                    View3<const R, Exec> gsave, View2<const R, Exec> ghsave,
+                                    View3<const R, Exec> gsave, View3<const R, Exec> hs,
                                     View2<const R, Exec> alpha, View3<const R, Exec> bank,
                                     View2<const R, Exec> rinv, View1<int, Exec> slot, View1<int, Exec> kind,
                                     View1<int, Exec> starts, int soff, int S, int nc, Mat<const R, Exec> qhat,
@@ -163,6 +144,15 @@ void mixer_block_backward_completed(View3<R, Exec> dbank, Mat<R, Exec> dW, Mat<R
         }
         const int s0 = starts(soff);
         for (int64_t i = N * c / kRowChunks; i < N * (c + 1) / kRowChunks; ++i) {
+          R gh[kMaxBlockSublayers];
+          for (int p = 0; p < S; ++p) {
+            const R* KOKKOS_RESTRICT Gp = &gsave(p, i, 0);
+            const R* KOKKOS_RESTRICT hp = &hs(p, i, 0);
+            R acc = 0;
+            WAVRES_SIMD_SUM(acc)
+            for (int64_t d = 0; d < D; ++d) acc += Gp[d] * hp[d];
+            gh[p] = acc;
+          }
           for (int j = 0; j < nc; ++j) {
             const int sj = slot(s0 + j), kj = kind(s0 + j);
             const R ri = rinv(sj, i);
@@ -179,7 +169,7 @@ void mixer_block_backward_completed(View3<R, Exec> dbank, Mat<R, Exec> dW, Mat<R
                 qv += q[d] * v[d];
               }
               const R a = alpha(starts(soff + p) + j, i);
-              const R delta = a * (gv - ghsave(p, i));
+              const R delta = a * (gv - gh[p]);
               const R c1 = delta * ri;
               c2sum += delta * ri * ri * (qv * ri) / R(D);
               R* KOKKOS_RESTRICT r = &r_part(c, p, 0);
