@@ -70,7 +70,7 @@ inline std::string category_of(const std::string& k) {
   if (k.rfind("rmsnorm", 0) == 0) return "norms";
   if (k.rfind("attention", 0) == 0) return "attention";
   if (k.rfind("swiglu", 0) == 0) return "mlp (swiglu)";
-  if (k.rfind("mixer", 0) == 0 || k.rfind("source_rinv", 0) == 0 || k.rfind("block_accumulate", 0) == 0 ||
+  if (k.rfind("mixer", 0) == 0 || k.rfind("source_rinv", 0) == 0 || k.rfind("block_", 0) == 0 ||
       k.rfind("wav_details", 0) == 0 || k.rfind("alpha", 0) == 0)
     return "mixer / routing";
   if (k.rfind("cross_entropy", 0) == 0) return "loss";

@@ -641,7 +641,7 @@ void block_case(int S, bool wav, uint64_t seed) {
   Rng rng(seed);
   const int N = 4, D = 5, NS = S + 3;
   V3 ys("ys", S, N, D), bank("bank", NS, N, D), rbank("r", NS, N, D), dbank("dbank", NS, N, D);
-  V2 rinv("rinv", NS, N), phase("phase", N, D), split("split", N, D), kappa("kappa", 2, N);
+  V2 rinv("rinv", NS, N), kappa("kappa", 2, N);
   fill_normal(ys, rng);
   fill_normal(rbank, rng);
   for (int i = 0; i < N; ++i)
@@ -656,12 +656,9 @@ void block_case(int S, bool wav, uint64_t seed) {
   auto forward = [&](auto exec) {
     using E = decltype(exec);
     for (int i = 1; i <= S; ++i)
-      block_accumulate_forward<double, E>(w3<E>(bank), w2<E>(rinv), i, i == 1 ? -1 : i - 1, c3<E>(ys, i - 1),
-                                          wav ? m2<E>(phase) : Mat<double, E>(),
-                                          wav ? m2<E>(split) : Mat<double, E>(), cp_of(i), cs_of(i));
+      block_accumulate_forward<double, E>(w3<E>(bank), w2<E>(rinv), i, i == 1 ? -1 : i - 1, c3<E>(ys, i - 1));
     if (wav)
-      wav_details_forward<double, E>(w3<E>(bank), w2<E>(rinv), m2<E>(kappa), S, S + 1, S + 2, c2<E>(phase),
-                                     c2<E>(split), frozen);
+      wav_details_forward<double, E>(w3<E>(bank), w2<E>(rinv), m2<E>(kappa), 1, S, S + 1, S + 2, frozen);
   };
   auto loss = [&] {
     forward(Ser());

@@ -95,11 +95,7 @@ class Model {
       for (int c = 0; c < L; ++c) h(c) = src_.start[c];
       Kokkos::deep_copy(block_starts_, h);
     }
-    if constexpr (variant == Variant::wav_v1) {
-      phase_ = View2<R, Exec>("phase_acc", N, D);
-      split_ = View2<R, Exec>("split_acc", N, D);
-      kappa_ = View3<R, Exec>("kappa", Spec::N, 2, N);
-    }
+    if constexpr (variant == Variant::wav_v1) kappa_ = View3<R, Exec>("kappa", Spec::N, 2, N);
     for (int i = 0; i < NL; ++i) {
       const std::string p = "layers/" + std::to_string(i) + "/";
       layer_[i] = {table_.at(p + "attn/wq").offset,        table_.at(p + "attn/wo").offset,
@@ -194,14 +190,11 @@ class Model {
       if constexpr (is_blocked(variant)) {
         constexpr int S = Spec::S;
         const int n = (l - 1) / S + 1, i = (l - 1) % S + 1, out = (n - 1) * S + i;
-        const R cp = (l % 2 == 1) ? R(1) : R(-1), cs = (2 * i <= S) ? R(1) : R(-1);
-        Mat<R, Exec> ph, sp;
-        if constexpr (variant == Variant::wav_v1) ph = slot2(phase_), sp = slot2(split_);
-        block_accumulate_forward<R, Exec>(bank_, rinv_, out, i == 1 ? -1 : out - 1, y, ph, sp, cp, cs);
+        block_accumulate_forward<R, Exec>(bank_, rinv_, out, i == 1 ? -1 : out - 1, y);
         if constexpr (variant == Variant::wav_v1)
           if (i == S)
-            wav_details_forward<R, Exec>(bank_, rinv_, kappa_slot(n - 1), n * S, L + 1 + 2 * (n - 1),
-                                         L + 2 + 2 * (n - 1), ph, sp, frozen_kappa_);
+            wav_details_forward<R, Exec>(bank_, rinv_, kappa_slot(n - 1), (n - 1) * S + 1, S,
+                                         L + 1 + 2 * (n - 1), L + 2 + 2 * (n - 1), frozen_kappa_);
       }
     }
     if constexpr (Spec::routed) mix_forward(L);
@@ -224,7 +217,8 @@ class Model {
     Mat<R, Exec> dtop = variant == Variant::prenorm ? slot2(dres_) : slot2(dh_);
     rmsnorm_backward<R, Exec>(dtop, gV(off_gf_, D), dxn, slot(hbuf_, L), row(rstd_, L), cV(off_gf_, D), false,
                               norm_partial_);
-    if constexpr (Spec::routed) mix_backward(L, sources_of(L), slot2(dh_), FirstWrite::all);  // uses every slot
+    if constexpr (Spec::routed)
+      mix_backward(L, sources_of(L), slot2(dh_), FirstWrite::all);  // uses every slot
 
     auto acc = slot2(dres_);  // Block/WAV: suffix sum of the block's slot gradients
     for (int l = L; l >= 1; --l) {
@@ -239,12 +233,18 @@ class Model {
         const int n = (l - 1) / S + 1, i = (l - 1) % S + 1;
         const R cp = (l % 2 == 1) ? R(1) : R(-1), cs = (2 * i <= S) ? R(1) : R(-1);
         const bool wav = variant == Variant::wav_v1;
+        const int pslot = wav ? L + 1 + 2 * (n - 1) : -1, sslot = wav ? L + 2 + 2 * (n - 1) : -1;
         Mat<const R, Exec> kap;
         if constexpr (variant == Variant::wav_v1) kap = kappa_slot(n - 1);
-        block_accumulate_backward<R, Exec>(slot2(dy_), acc, dbank_, (n - 1) * S + i, i == S,
-                                           wav ? L + 1 + 2 * (n - 1) : -1, wav ? L + 2 + 2 * (n - 1) : -1,
-                                           kap, cp, cs);
-        dY = wav ? slot2(dy_) : acc;
+        if (two_phase_) {  // i < S: dy_ already holds dy_l (mixer_block_partial_backward at sublayer l+1)
+          if (i == S)
+            block_last_update_backward<R, Exec>(slot2(dy_), dbank_, n * S, pslot, sslot, kap, cp, cs);
+          dY = slot2(dy_);
+        } else {
+          block_accumulate_backward<R, Exec>(slot2(dy_), acc, dbank_, (n - 1) * S + i, i == S, pslot, sslot,
+                                             kap, cp, cs);
+          dY = wav ? slot2(dy_) : acc;
+        }
       }
       sublayer_backward(l, dY);  // leaves ∂loss/∂(normed input) in dxn
       const auto& lp = layer_[c / 2];
@@ -327,7 +327,7 @@ class Model {
       n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D + kRowChunks * Spec::S * (D + 2);
       idx_bytes += Spec::N * Spec::S * int64_t(sizeof(int));  // block_starts_
     }
-    if constexpr (variant == Variant::wav_v1) n += 2 * N * D + Spec::N * 2 * N;
+    if constexpr (variant == Variant::wav_v1) n += Spec::N * 2 * N;
     return n * int64_t(sizeof(R)) + idx_bytes;
   }
 
@@ -340,7 +340,7 @@ class Model {
     add(params_), add(grads_), add(hbuf_), add(xn_), add(rstd_), add(qkv_), add(att_), add(lse_), add(gu_);
     add(act_), add(xnf_), add(logits_), add(dh_), add(dres_), add(dy_), add(dxn_), add(datt_), add(dqkv_);
     add(dgu_), add(dact_), add(bank_), add(dbank_), add(rinv_), add(alpha_), add(r_scratch_), add(ksum_);
-    add(phase_), add(split_), add(kappa_), add(attn_scratch_), add(norm_partial_), add(embed_partial_);
+    add(kappa_), add(attn_scratch_), add(norm_partial_), add(embed_partial_);
     add(apart_), add(mpart_), add(lpart_), add(qhat_), add(rblock_), add(kblock_), add(alpha_means_),
         add(slot_);
     add(kind_);
@@ -404,15 +404,26 @@ class Model {
                                i - 1, src_.start[c], nc, i >= 2 ? c0 + i - 1 : -1);
   }
 
-  // Block/WAV backward mixing of sublayer l (see two_phase.hpp): the running partial now (its only reader, so
-  // it assigns), G_p already kept in apart_(p) for the block's completed sources, which get all S consumers'
-  // gradient at the block's first sublayer.
+  // Block/WAV backward mixing of sublayer l (see two_phase.hpp): the running partial now, straight into the
+  // previous sublayer's update gradient dy_; G_p is already kept in apart_(p) for the block's completed
+  // sources, which get all S consumers' gradient at the block's first sublayer.
   void block_mix_backward(int l) {
     constexpr int S = Spec::S;
     const int64_t N = dims_.rows(), D = dims_.D;
     const int n = (l - 1) / S + 1, p = (l - 1) % S, c0 = (n - 1) * S, c = l - 1;
     const int nc = src_.count(c0);
-    if (p >= 1) mix_backward(c, {slot_, kind_, src_.start[c] + nc, 1}, slot(apart_, p), FirstWrite::all);
+    if (p >= 1) {
+      // the running partial b^p, fused with dy_l -> dy_{l-1}: tp = cp_{l-1} - cp_l, ts = cs_p - cs_{p+1}
+      const R tp = (l % 2 == 0) ? R(2) : R(-2), ts = (2 * p == S) ? R(2) : R(0);
+      const bool wav = variant == Variant::wav_v1;
+      Mat<const R, Exec> kap;
+      if constexpr (variant == Variant::wav_v1) kap = kappa_slot(n - 1);
+      mixer_block_partial_backward<R, Exec>(
+          slot2(dy_), gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), r_scratch_, slot(apart_, p),
+          slot(hbuf_, c), alpha_, src_.start[c] + nc, bank_, rinv_, c0 + p, cV(off_query_ + c * D, D),
+          cV(off_kgain_ + c * D, D), dbank_, wav ? L + 1 + 2 * (n - 1) : -1, wav ? L + 2 + 2 * (n - 1) : -1,
+          kap, tp, ts);
+    }
     if (p == 0) {
       mixer_block_queries<R, Exec>(slot2(qhat_), cP(off_query_ + c0 * D, S, D),
                                    cP(off_kgain_ + c0 * D, S, D));
@@ -420,9 +431,9 @@ class Model {
       if constexpr (variant == Variant::wav_v1) dbeta = gP(off_dbias_ + 2 * c0, S, 2);
       mixer_block_backward_completed<R, Exec>(
           dbank_, gP(off_query_ + c0 * D, S, D), gP(off_kgain_ + c0 * D, S, D), dbeta, rblock_, kblock_,
-          apart_, View3<const R, Exec>(hbuf_.data() + size_t(c0) * N * D, S, N, D), alpha_, bank_, rinv_, slot_,
-          kind_, block_starts_, c0, S, nc, slot2(qhat_),
-          cP(off_query_ + c0 * D, S, D), cP(off_kgain_ + c0 * D, S, D));
+          apart_, View3<const R, Exec>(hbuf_.data() + size_t(c0) * N * D, S, N, D), alpha_, bank_, rinv_,
+          slot_, kind_, block_starts_, c0, S, nc, slot2(qhat_), cP(off_query_ + c0 * D, S, D),
+          cP(off_kgain_ + c0 * D, S, D));
     }
   }
 
@@ -490,7 +501,7 @@ class Model {
   View1<R, Exec> params_, grads_;
   View3<R, Exec> hbuf_, xn_, qkv_, att_, gu_, act_, bank_, dbank_, kappa_;
   View2<R, Exec> rstd_, lse_, xnf_, logits_, dh_, dres_, dy_, dxn_, datt_, dqkv_, dgu_, dact_;
-  View2<R, Exec> rinv_, alpha_, r_scratch_, ksum_, phase_, split_;
+  View2<R, Exec> rinv_, alpha_, r_scratch_, ksum_;
   View1<double, Exec> alpha_means_;
   View1<R, Exec> attn_scratch_;
   View2<R, Exec> norm_partial_;

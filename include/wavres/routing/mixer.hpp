@@ -61,6 +61,20 @@ void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> ba
       });
 }
 
+// ∂w += g ⊙ Σ_c r_part(c), ∂g += w ⊙ Σ_c r_part(c): the query and key-gain gradients of one consumer from the
+// per-row-chunk partials of r = Σ_j (δ_j/ρ_j) v_j (chunk order fixed: deterministic).
+template <class R, class Exec>
+void mixer_param_grads(Vec<R, Exec> dw, Vec<R, Exec> dg, View2<const R, Exec> r_part, Vec<const R, Exec> w,
+                       Vec<const R, Exec> g) {
+  Kokkos::parallel_for(
+      "mixer_backward_params", Range<Exec>(0, w.extent(0)), KOKKOS_LAMBDA(int64_t d) {
+        R acc = 0;
+        for (int c = 0; c < kRowChunks; ++c) acc += r_part(c, d);
+        dw(d) += g(d) * acc;
+        dg(d) += w(d) * acc;
+      });
+}
+
 // Backward, per token with G = ∂loss/∂h_c, q̂ = w ⊙ g:
 //   δ_j = α_j ⟨G, v_j − h_c⟩
 //   ∂v_j += α_j G + (δ_j/ρ_j) (q̂ − (⟨q̂,u_j⟩/D) u_j)
@@ -133,13 +147,7 @@ void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<
           k_part(c, 1) = ks[1];
         }
       });
-  Kokkos::parallel_for(
-      "mixer_backward_params", Range<Exec>(0, D), KOKKOS_LAMBDA(int64_t d) {
-        R acc = 0;
-        for (int c = 0; c < kRowChunks; ++c) acc += r_part(c, d);
-        dw(d) += g(d) * acc;
-        dg(d) += w(d) * acc;
-      });
+  mixer_param_grads<R, Exec>(dw, dg, r_part, w, g);
   if (has_beta)
     Kokkos::parallel_for(
         "mixer_backward_beta", Range<Exec>(0, 2), KOKKOS_LAMBDA(int64_t k) {

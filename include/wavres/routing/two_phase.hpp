@@ -121,6 +121,63 @@ void mixer_block_merge(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec
       });
 }
 
+// Backward at block position p ≥ 1 (two-phase only), fused with the gradient recurrence of the block's
+// updates. The running partial b^{p} (bank slot `pslot`, mixer entry `entry`) has this consumer as its only
+// reader, so its gradient  ∂b^p = α G + (δ/ρ)(q̂ − (⟨q̂,u⟩/D) u)  (mixer_backward with one source) is final
+// here and need not be stored: it goes straight into the update gradient of the previous sublayer,
+//   dy_{l-1} = Σ_{k≥p} ∂b^k + cp_{l-1}·κ_π ∂π̃ + cs_{l-1}·κ_σ ∂σ̃ = dy_l + ∂b^p + tp·κ_π ∂π̃ + ts·κ_σ ∂σ̃,
+// with tp = cp_{l-1} − cp_l = ±2 and ts = cs_{l-1} − cs_l ∈ {0, 2} (accumulate.hpp), updated in place in dy
+// (which held dy_l, already consumed by sublayer l's backward). Block AttnRes: dy_{l-1} = dy_l + ∂b^p.
+// r_part [kRowChunks, D] is scratch for the query and key-gain gradients.
+template <class R, class Exec>
+void mixer_block_partial_backward(Mat<R, Exec> dy, Vec<R, Exec> dw, Vec<R, Exec> dg, View2<R, Exec> r_part,
+                                  Mat<const R, Exec> G, Mat<const R, Exec> h, View2<const R, Exec> alpha,
+                                  int entry, View3<const R, Exec> bank, View2<const R, Exec> rinv, int pslot,
+                                  Vec<const R, Exec> w, Vec<const R, Exec> g, View3<const R, Exec> dbank,
+                                  int phase_slot, int split_slot, Mat<const R, Exec> kappa, R tp, R ts) {
+  const int64_t N = h.extent(0), D = h.extent(1);
+  const bool wav = phase_slot >= 0, with_split = wav && ts != R(0);
+  Kokkos::parallel_for(
+      "mixer_block_partial_backward", Range<Exec>(0, kRowChunks), KOKKOS_LAMBDA(int64_t c) {
+        R* KOKKOS_RESTRICT r = &r_part(c, 0);
+        const R* KOKKOS_RESTRICT wr = w.data();
+        const R* KOKKOS_RESTRICT gr = g.data();
+        for (int64_t d = 0; d < D; ++d) r[d] = 0;
+        for (int64_t i = N * c / kRowChunks; i < N * (c + 1) / kRowChunks; ++i) {
+          const R* KOKKOS_RESTRICT Gi = &G(i, 0);
+          const R* KOKKOS_RESTRICT hi = &h(i, 0);
+          const R* KOKKOS_RESTRICT v = &bank(pslot, i, 0);
+          R* KOKKOS_RESTRICT dyi = &dy(i, 0);
+          R gh = 0, gv = 0, qv = 0;
+          WAVRES_SIMD_SUM(gh, gv, qv)
+          for (int64_t d = 0; d < D; ++d) {
+            gh += Gi[d] * hi[d];
+            gv += Gi[d] * v[d];
+            qv += wr[d] * gr[d] * v[d];
+          }
+          const R a = alpha(entry, i), ri = rinv(pslot, i);
+          const R delta = a * (gv - gh);
+          const R c1 = delta * ri, c2 = delta * ri * ri * (qv * ri) / R(D);
+          for (int64_t d = 0; d < D; ++d) {
+            dyi[d] += a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
+            r[d] += c1 * v[d];
+          }
+          if (wav) {
+            const R kp = tp * kappa(0, i);
+            const R* KOKKOS_RESTRICT dp = &dbank(phase_slot, i, 0);
+            if (with_split) {
+              const R ks = ts * kappa(1, i);
+              const R* KOKKOS_RESTRICT ds = &dbank(split_slot, i, 0);
+              for (int64_t d = 0; d < D; ++d) dyi[d] += kp * dp[d] + ks * ds[d];
+            } else {
+              for (int64_t d = 0; d < D; ++d) dyi[d] += kp * dp[d];
+            }
+          }
+        }
+      });
+  mixer_param_grads<R, Exec>(dw, dg, r_part, w, g);
+}
+
 // Backward phase 2, once per block: the completed sources C_n (the first nc entries of every consumer) get
 // the gradient of all S consumers, from G_p = gsave(p) and h_p = hs(p); dW, dG are the [S, D] rows of ∂query
 // and ∂key_gain, dbeta the [S, 2] rows of ∂detail_bias (null = none). r_part [kRowChunks, S, D] and k_part
