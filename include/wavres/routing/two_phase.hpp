@@ -27,6 +27,20 @@ namespace wavres {
 
 constexpr int kMaxBlockSublayers = 64;
 
+// The block passes stream one 4·D-byte row from each of up to ~20 bank slots per token; the hardware
+// prefetchers lose such streams at every 4 KiB boundary, so the host asks for the next token's rows ahead
+// (measured: phase 1 ~5 % faster at l12; the backward pass, which also writes ∂v, got slower with it). A
+// no-op on GPUs.
+template <class R>
+KOKKOS_INLINE_FUNCTION void prefetch_row(const R* row, int64_t D) {
+#if !defined(KOKKOS_ENABLE_CUDA) && defined(__GNUC__)
+  const char* c = reinterpret_cast<const char*>(row);
+  for (int64_t b = 0; b < D * int64_t(sizeof(R)); b += 64) __builtin_prefetch(c + b);
+#else
+  (void)row, (void)D;
+#endif
+}
+
 // q̂_p = w_p ⊙ g_p for the block's consumers, once per block.
 template <class R, class Exec>
 void mixer_block_queries(Mat<R, Exec> qhat, Mat<const R, Exec> w, Mat<const R, Exec> g) {
@@ -51,6 +65,8 @@ void mixer_block_phase1(View3<R, Exec> apart, View2<R, Exec> mpart, View2<R, Exe
         R m[kMaxBlockSublayers], l[kMaxBlockSublayers];
         for (int p = 0; p < S; ++p) m[p] = R(-1e30), l[p] = 0;
         const int s0 = starts(soff);
+        if (i + 1 < int64_t(bank.extent(1)))
+          for (int j = 0; j < nc; ++j) prefetch_row(&bank(slot(s0 + j), i + 1, 0), D);
         for (int j = 0; j < nc; ++j) {
           const int sj = slot(s0 + j), kj = kind(s0 + j);
           const R ri = rinv(sj, i);
