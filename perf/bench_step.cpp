@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
     std::printf("  top kernels:\n");
     for (size_t i = 0; i < std::min<size_t>(size_t(std::max(top, 0)), kernels.size()); ++i)
       std::printf("    %-40s %8.1f ms  %4ld calls\n", kernels[i].second.c_str(), 1e3 * kernels[i].first,
-                  table[kernels[i].second].calls);
+                  table.at(kernels[i].second).calls);
   }
   return 0;
 }

@@ -194,7 +194,7 @@ class Model {
         if constexpr (variant == Variant::wav_v1)
           if (i == S)
             wav_details_forward<R, Exec>(bank_, rinv_, kappa_slot(n - 1), (n - 1) * S + 1, S,
-                                         L + 1 + 2 * (n - 1), L + 2 + 2 * (n - 1), frozen_kappa_);
+                                         phase_slot<Spec>(n), split_slot<Spec>(n), frozen_kappa_);
       }
     }
     if constexpr (Spec::routed) mix_forward(L);
@@ -220,7 +220,7 @@ class Model {
     if constexpr (Spec::routed)
       mix_backward(L, sources_of(L), slot2(dh_), FirstWrite::all);  // uses every slot
 
-    auto acc = slot2(dres_);  // Block/WAV: suffix sum of the block's slot gradients
+    auto acc = slot2(dres_);  // Block/WAV one-phase: suffix sum of the block's slot gradients
     for (int l = L; l >= 1; --l) {
       const int c = l - 1;
       Mat<R, Exec> dY;
@@ -231,9 +231,9 @@ class Model {
       } else {
         constexpr int S = Spec::S;
         const int n = (l - 1) / S + 1, i = (l - 1) % S + 1;
-        const R cp = (l % 2 == 1) ? R(1) : R(-1), cs = (2 * i <= S) ? R(1) : R(-1);
+        const R cp = R(phase_sign(l)), cs = R(split_sign(i, S));
         const bool wav = variant == Variant::wav_v1;
-        const int pslot = wav ? L + 1 + 2 * (n - 1) : -1, sslot = wav ? L + 2 + 2 * (n - 1) : -1;
+        const int pslot = wav ? phase_slot<Spec>(n) : -1, sslot = wav ? split_slot<Spec>(n) : -1;
         Mat<const R, Exec> kap;
         if constexpr (variant == Variant::wav_v1) kap = kappa_slot(n - 1);
         if (two_phase_) {  // i < S: dy_ already holds dy_l (mixer_block_partial_backward at sublayer l+1)
@@ -414,14 +414,14 @@ class Model {
     const int nc = src_.count(c0);
     if (p >= 1) {
       // the running partial b^p, fused with dy_l -> dy_{l-1}: tp = cp_{l-1} - cp_l, ts = cs_p - cs_{p+1}
-      const R tp = (l % 2 == 0) ? R(2) : R(-2), ts = (2 * p == S) ? R(2) : R(0);
+      const R tp = R(phase_sign(l - 1) - phase_sign(l)), ts = R(split_sign(p, S) - split_sign(p + 1, S));
       const bool wav = variant == Variant::wav_v1;
       Mat<const R, Exec> kap;
       if constexpr (variant == Variant::wav_v1) kap = kappa_slot(n - 1);
       mixer_block_partial_backward<R, Exec>(
           slot2(dy_), gV(off_query_ + c * D, D), gV(off_kgain_ + c * D, D), r_scratch_, slot(apart_, p),
           slot(hbuf_, c), alpha_, src_.start[c] + nc, bank_, rinv_, c0 + p, cV(off_query_ + c * D, D),
-          cV(off_kgain_ + c * D, D), dbank_, wav ? L + 1 + 2 * (n - 1) : -1, wav ? L + 2 + 2 * (n - 1) : -1,
+          cV(off_kgain_ + c * D, D), dbank_, wav ? phase_slot<Spec>(n) : -1, wav ? split_slot<Spec>(n) : -1,
           kap, tp, ts);
     }
     if (p == 0) {

@@ -5,6 +5,16 @@
 
 namespace wavres {
 
+// Spec §5 coefficients of the update y_l of sublayer l at block position i: phase +1 for attention (odd l),
+// −1 for MLP; split +1 for i ≤ S/2, −1 after. S is even, so a block starts at an odd l and phase_sign(i)
+// equals phase_sign(l).
+KOKKOS_INLINE_FUNCTION constexpr int phase_sign(int l) {
+  return l % 2 == 1 ? 1 : -1;
+}
+KOKKOS_INLINE_FUNCTION constexpr int split_sign(int i, int S) {
+  return 2 * i <= S ? 1 : -1;
+}
+
 // Forward, after sublayer at position i of a block:
 //   b^i = b^{i-1} + y        (b^0 = 0)      -> bank(out), and its 1/ρ into rinv(out)
 // WAV's π and σ are not accumulated here: they are rebuilt from b^1..b^S when the block completes
@@ -47,7 +57,7 @@ void wav_details_forward(View3<R, Exec> bank, View2<R, Exec> rinv, Mat<R, Exec> 
         R* KOKKOS_RESTRICT ph = &bank(phase_slot, i, 0);
         R* KOKKOS_RESTRICT sp = &bank(split_slot, i, 0);
         for (int k = 1; k <= S; ++k) {
-          const R cp = k % 2 == 1 ? R(1) : R(-1), cs = 2 * k <= S ? R(1) : R(-1);
+          const R cp = R(phase_sign(k)), cs = R(split_sign(k, S));
           const R* KOKKOS_RESTRICT bk = &bank(first + k - 1, i, 0);
           const R* KOKKOS_RESTRICT bprev = k > 1 ? &bank(first + k - 2, i, 0) : nullptr;
           for (int64_t d = 0; d < D; ++d) {

@@ -61,6 +61,19 @@ void mixer_forward(Mat<R, Exec> h, View2<R, Exec> alpha, View3<const R, Exec> ba
       });
 }
 
+// The per-token, per-source scalars of the mixer backward below, shared by every kernel that applies it:
+//   δ = α (⟨G,v⟩ − ⟨G,h⟩),   c1 = δ/ρ,   c2 = (δ/ρ²)(⟨q̂,u⟩/D),   so that  ∂v += α G + c1 q̂ − c2 v,  r += c1
+//   v.
+template <class R>
+struct MixerGradCoeffs {
+  R delta, c1, c2;
+};
+template <class R>
+KOKKOS_INLINE_FUNCTION MixerGradCoeffs<R> mixer_grad_coeffs(R a, R gv, R gh, R qv, R ri, int64_t D) {
+  const R delta = a * (gv - gh);
+  return {delta, delta * ri, delta * ri * ri * (qv * ri) / R(D)};
+}
+
 // ∂w += g ⊙ Σ_c r_part(c), ∂g += w ⊙ Σ_c r_part(c): the query and key-gain gradients of one consumer from the
 // per-row-chunk partials of r = Σ_j (δ_j/ρ_j) v_j (chunk order fixed: deterministic).
 template <class R, class Exec>
@@ -124,19 +137,13 @@ void mixer_backward(View3<R, Exec> dbank, Vec<R, Exec> dw, Vec<R, Exec> dg, Vec<
               gv += Gi[d] * v[d];
               qv += wr[d] * gr[d] * v[d];
             }
-            const R a = alpha(start + j, i), ri = rinv(sj, i);
-            const R delta = a * (gv - gh);
-            const R c1 = delta * ri, c2 = delta * ri * ri * (qv * ri) / R(D);
-            if (first == FirstWrite::all || (first == FirstWrite::last && j == n - 1)) {
-              for (int64_t d = 0; d < D; ++d) {
-                dv[d] = a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
-                r[d] += c1 * v[d];
-              }
-            } else {
-              for (int64_t d = 0; d < D; ++d) {
-                dv[d] += a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
-                r[d] += c1 * v[d];
-              }
+            const R a = alpha(start + j, i);
+            const auto [delta, c1, c2] = mixer_grad_coeffs(a, gv, gh, qv, rinv(sj, i), D);
+            const bool assign = first == FirstWrite::all || (first == FirstWrite::last && j == n - 1);
+            for (int64_t d = 0; d < D; ++d) {
+              const R t = a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
+              dv[d] = assign ? t : dv[d] + t;
+              r[d] += c1 * v[d];
             }
             const int k = kind(start + j);
             if (k > 0) ks[k - 1] += delta;

@@ -26,6 +26,15 @@ struct SourceList {
 // Bank slots.  Full: slot j = v_j.  Block/WAV: slot 0 = b0, slot (n-1)S+i = b_n^i (so slot nS = b_n);
 // WAV: slot L+1+2(n-1) = phase~_n, slot L+2+2(n-1) = split~_n.
 template <class Spec>
+constexpr int phase_slot(int n) {  // π̃_n, n = 1..N
+  return Spec::L + 1 + 2 * (n - 1);
+}
+template <class Spec>
+constexpr int split_slot(int n) {  // σ̃_n
+  return Spec::L + 2 + 2 * (n - 1);
+}
+
+template <class Spec>
 SourceList make_source_list() {
   constexpr int L = Spec::L, S = Spec::S;
   SourceList s;
@@ -46,8 +55,8 @@ SourceList make_source_list() {
       for (int m = 1; m < n; ++m) {
         add(m * S, kSummary, "b" + std::to_string(m));
         if constexpr (Spec::variant == Variant::wav_v1) {
-          add(L + 1 + 2 * (m - 1), kPhase, "phase" + std::to_string(m));
-          add(L + 2 + 2 * (m - 1), kSplit, "split" + std::to_string(m));
+          add(phase_slot<Spec>(m), kPhase, "phase" + std::to_string(m));
+          add(split_slot<Spec>(m), kSplit, "split" + std::to_string(m));
         }
       }
       if (i >= 2) add((n - 1) * S + i - 1, kSummary, "partial");

@@ -171,9 +171,8 @@ void mixer_block_partial_backward(Mat<R, Exec> dy, Vec<R, Exec> dw, Vec<R, Exec>
             gv += Gi[d] * v[d];
             qv += wr[d] * gr[d] * v[d];
           }
-          const R a = alpha(entry, i), ri = rinv(pslot, i);
-          const R delta = a * (gv - gh);
-          const R c1 = delta * ri, c2 = delta * ri * ri * (qv * ri) / R(D);
+          const R a = alpha(entry, i);
+          const auto [delta, c1, c2] = mixer_grad_coeffs(a, gv, gh, qv, rinv(pslot, i), D);
           for (int64_t d = 0; d < D; ++d) {
             dyi[d] += a * Gi[d] + c1 * wr[d] * gr[d] - c2 * v[d];
             r[d] += c1 * v[d];
@@ -242,9 +241,8 @@ void mixer_block_backward_completed(View3<R, Exec> dbank, Mat<R, Exec> dW, Mat<R
                 qv += q[d] * v[d];
               }
               const R a = alpha(starts(soff + p) + j, i);
-              const R delta = a * (gv - gh[p]);
-              const R c1 = delta * ri;
-              c2sum += delta * ri * ri * (qv * ri) / R(D);
+              const auto [delta, c1, c2] = mixer_grad_coeffs(a, gv, gh[p], qv, ri, D);
+              c2sum += c2;
               R* KOKKOS_RESTRICT r = &r_part(c, p, 0);
               for (int64_t d = 0; d < D; ++d) {
                 dv[d] += a * Gp[d] + c1 * q[d];
