@@ -2,6 +2,7 @@
 #pragma once
 #include <Kokkos_Core.hpp>
 #include <cstdint>
+#include "wavres/core/exec_traits.hpp"
 
 namespace wavres::kmath {
 #if KOKKOS_VERSION >= 30700
@@ -59,8 +60,3 @@ inline float exp_vec<float>(float x) {
 #define WAVRES_SIMD_SUM(...)
 #endif
 
-namespace wavres {
-// Column reductions (gain, query, embedding gradients) are split into this many row chunks: each chunk sums
-// its rows contiguously into a partial, then the partials are added in chunk order — fast and deterministic.
-constexpr int kRowChunks = 64;
-}  // namespace wavres

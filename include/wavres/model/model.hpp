@@ -63,15 +63,15 @@ class Model {
     dgu_ = View2<R, Exec>("dgu", N, 2 * F);
     dact_ = View2<R, Exec>("dact", N, F);
     attn_scratch_ = attention_scratch<R, Exec>(d.B, d.T, d.H, d.D);
-    norm_partial_ = View2<R, Exec>("rmsnorm_partial", kRowChunks, D);
-    embed_partial_ = View3<R, Exec>("embedding_partial", kRowChunks, d.V, D);
+    norm_partial_ = View2<R, Exec>("rmsnorm_partial", row_chunks_v<Exec>, D);
+    embed_partial_ = View3<R, Exec>("embedding_partial", row_chunks_v<Exec>, d.V, D);
     if constexpr (Spec::routed) {
       bank_ = View3<R, Exec>("bank", Spec::bank_size, N, D);
       dbank_ = View3<R, Exec>("dbank", Spec::bank_size, N, D);
       rinv_ = View2<R, Exec>("rinv", Spec::bank_size, N);
       alpha_ = View2<R, Exec>("alpha", src_.total(), N);
-      r_scratch_ = View2<R, Exec>("mixer_r", kRowChunks, D);
-      ksum_ = View2<R, Exec>("mixer_ksum", kRowChunks, 2);
+      r_scratch_ = View2<R, Exec>("mixer_r", row_chunks_v<Exec>, D);
+      ksum_ = View2<R, Exec>("mixer_ksum", row_chunks_v<Exec>, 2);
       alpha_means_ = View1<double, Exec>("alpha_means", src_.total());
       slot_ = View1<int, Exec>("src_slot", src_.total());
       kind_ = View1<int, Exec>("src_kind", src_.total());
@@ -88,8 +88,8 @@ class Model {
       mpart_ = View2<R, Exec>("mixer_block_max", S, N);
       lpart_ = View2<R, Exec>("mixer_block_sum", S, N);
       qhat_ = View2<R, Exec>("mixer_block_qhat", S, D);
-      rblock_ = View3<R, Exec>("mixer_block_r_part", kRowChunks, S, D);
-      kblock_ = View3<R, Exec>("mixer_block_k_part", kRowChunks, S, 2);
+      rblock_ = View3<R, Exec>("mixer_block_r_part", row_chunks_v<Exec>, S, D);
+      kblock_ = View3<R, Exec>("mixer_block_k_part", row_chunks_v<Exec>, S, 2);
       block_starts_ = View1<int, Exec>("mixer_block_starts", Spec::N * S);
       auto h = Kokkos::create_mirror_view(block_starts_);
       for (int c = 0; c < L; ++c) h(c) = src_.start[c];
@@ -317,14 +317,15 @@ class Model {
     n += NL * (N * 3 * D + N * D + BHT + N * 2 * F + N * F);                      // qkv, att, lse, gu, act
     n += N * D + N * d.V + 5 * N * D + N * 3 * D + N * 2 * F + N * F;             // xnf, logits, scratch
     n += int64_t(d.B) * d.H * int64_t(attention_scratch_per_item(d.T, int(hd)));  // attention scratch
-    n += kRowChunks * D + kRowChunks * d.V * D;                                   // reduction partials
+    constexpr int64_t C = row_chunks_v<Exec>;
+    n += C * D + C * d.V * D;                                                     // reduction partials
     if constexpr (Spec::routed) {
       const int64_t E = make_source_list<Spec>().total();
-      n += 2 * Spec::bank_size * N * D + Spec::bank_size * N + E * N + kRowChunks * (D + 2);
+      n += 2 * Spec::bank_size * N * D + Spec::bank_size * N + E * N + C * (D + 2);
       idx_bytes += E * int64_t(sizeof(double) + 2 * sizeof(int));  // alpha_means_, slot_, kind_
     }
     if constexpr (is_blocked(variant)) {
-      n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D + kRowChunks * Spec::S * (D + 2);
+      n += Spec::S * N * D + 2 * Spec::S * N + Spec::S * D + C * Spec::S * (D + 2);
       idx_bytes += Spec::N * Spec::S * int64_t(sizeof(int));  // block_starts_
     }
     if constexpr (variant == Variant::wav_v1) n += Spec::N * 2 * N;
