@@ -8,6 +8,8 @@
 #                           variant and the tests for CUDA (the `cuda` preset; compiled, not run: no GPU needed)
 #   cmake/wavres.sh build   install what is missing and build everything
 #   cmake/wavres.sh build-cuda   build everything for CUDA into build/cuda (WAVRES_CUDA_ARCH, default sm_90)
+#   cmake/wavres.sh gpu-kit      build gpu-kit/: the CUDA executables, their libraries, reference dumps, data and
+#                                run.sh, to copy to a bare GPU machine and run there in one call (cmake/gpu-kit.sh)
 # Kokkos and Kokkos Kernels are built once into ~/.cache/wavres (WAVRES_DEPS) and reused.
 # WAVRES_CUDA=auto|on|off: whether `test` compiles the CUDA build (auto: when nvcc is found; CI sets on, so a
 # missing toolkit fails instead of skipping the check).
@@ -49,20 +51,28 @@ case $cmd in
       auto) if have_nvcc; then cuda=1; else cuda=0; echo "wavres.sh: no nvcc: not compiling the CUDA build" >&2; fi ;;
       *) echo "wavres.sh: WAVRES_CUDA must be auto, on or off" >&2; exit 2 ;;
     esac
+    if [ $cuda = 1 ]; then
+      # The CUDA build, compile-only (CI has no GPU), as the GPU kit: its executables (CUDA tests, l4 and l48
+      # experiments, l12/l48 benchmarks) and every other test program; ctest's gpu_kit_rehearsal then runs the
+      # kit here, where its GPU steps must say "no GPU" and everything else must pass.
+      echo "wavres.sh: compiling the CUDA build (build/cuda) and the GPU kit (gpu-kit/)" >&2
+      WAVRES_KIT_ALL_TESTS=1 bash cmake/gpu-kit.sh
+      export WAVRES_GPU_KIT_REQUIRED=1
+    fi
     ctest --preset asan
     ctest --preset openmp
-    if [ $cuda = 1 ]; then
-      # Compile-only (CI has no GPU): the library, the tools, one experiment per variant and every test program.
-      configure_cuda -DWAVRES_BUILD_PERF=OFF \
-        "-DWAVRES_EXPERIMENTS=exp_prenorm_l12_text8;exp_full_l12_text8;exp_block_l12_text8;exp_wav_l12_text8"
-      echo "wavres.sh: compiling the CUDA build (build/cuda)" >&2
-      exec cmake --build build/cuda -j "$jobs"
-    fi ;;
+    # The device-shaped kernel bodies on OpenMP (Serial keeps the host bodies): the same tests, and the kernel
+    # tests again with 16 threads on 2 cores (oversubscribed: exposes races that two threads hide).
+    configure openmp-device
+    cmake --build build/openmp-device -j "$jobs"
+    ctest --preset openmp-device ;;
   build)
     configure
     exec cmake --build build/openmp -j "$jobs" ;;
   build-cuda)
     configure_cuda -DWAVRES_BUILD_PERF=ON -DWAVRES_EXPERIMENTS=
     exec cmake --build build/cuda -j "$jobs" ;;
-  *) echo "usage: cmake/wavres.sh demo|test|build|build-cuda" >&2; exit 2 ;;
+  gpu-kit)
+    exec bash cmake/gpu-kit.sh ;;
+  *) echo "usage: cmake/wavres.sh demo|test|build|build-cuda|gpu-kit" >&2; exit 2 ;;
 esac

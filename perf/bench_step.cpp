@@ -6,6 +6,7 @@
 //   (on average (T+1)/2 keys per query, 2 matmuls, 2 FLOPs per multiply-add); plus 2·D·V for the head.
 // Mixer and elementwise work is not counted: it is the overhead that routing adds.
 // Options: --timed N --warmup N --no-profile --json --top N (kernels listed), then any experiment option.
+// --json prints one line with the figures and the top kernels of the profiled step (the GPU kit reads it).
 #include <sys/resource.h>
 
 #include <omp.h>
@@ -14,6 +15,9 @@
 #include <cstdio>
 #include <iostream>
 #include <numeric>
+#if defined(KOKKOS_ENABLE_CUDA)
+#include <cuda_runtime.h>
+#endif
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -21,6 +25,7 @@
 #include "wavres/cli/blas_env.hpp"
 #include "wavres/cli/options.hpp"
 #include "wavres/model/model.hpp"
+#include "wavres/ops/gemm_precision.hpp"
 #include "wavres/optim/adamw.hpp"
 
 using namespace wavres;
@@ -101,7 +106,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   Kokkos::ScopeGuard guard(argc, argv);
+  try {
+    set_gemm_precision<Exec>(o.tf32 ? GemmPrecision::tf32 : GemmPrecision::fp32);
+  } catch (const std::exception& e) {
+    std::cerr << "bench: " << e.what() << "\n";
+    return 2;
+  }
   perf::KernelProfiler::install();
+  // Device memory: free memory before the model exists and after the timed steps (a step allocates nothing,
+  // so what is in use then is the peak; cuBLAS' workspace is counted, the CUDA context is not).
+  const auto device_free_bytes = []() -> double {
+#if defined(KOKKOS_ENABLE_CUDA)
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) return double(free_b);
+#endif
+    return -1;
+  };
+  const double device_free0 = device_free_bytes();
   Dims d = o.dims;
   d.V = 27;
   Model<Spec, float, Exec> model(d);
@@ -141,51 +162,64 @@ int main(int argc, char** argv) {
   const double rss_mib = double(ru.ru_maxrss) / 1024.0;
   const double alloc_mib = double(model.bytes_allocated() + 3 * m.span() * sizeof(float)) / (1 << 20);
 
-  if (json) {
-    std::printf(
-        "{\"config\":\"%s\",\"variant\":\"%s\",\"n_layer\":%d,\"d_model\":%d,\"heads\":%d,\"d_ff\":%d,\"seq_"
-        "len\":%d,"
-        "\"batch\":%d,\"threads\":%d,\"median_step_s\":%.4f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,"
-        "\"peak_gflops\":%.1f,\"peak_rss_mib\":%.1f,\"allocated_mib\":%.1f}\n",
-        Spec::name().c_str(), variant_name(Spec::variant), Spec::n_layer, d.D, d.H, d.F, d.T, d.B,
-        int(Exec().concurrency()), med, tokens_per_s, gflops, peak, rss_mib, alloc_mib);
-  } else {
-    std::printf("%s  D=%d H=%d F=%d T=%d B=%d  %s x%d\n", Spec::name().c_str(), d.D, d.H, d.F, d.T, d.B,
-                Exec::name(), int(Exec().concurrency()));
-    std::printf("  step (median of %d): %.3f s   %.0f tokens/s   %.1f GFLOP/s", timed, med, tokens_per_s,
-                gflops);
-    if (peak > 0) std::printf(" = %.1f %% of the measured FP32 peak %.0f GFLOP/s", 100 * gflops / peak, peak);
-    std::printf("\n  memory: %.0f MiB allocated by the model + optimizer, peak RSS %.0f MiB\n", alloc_mib,
-                rss_mib);
-  }
-  if (profile && !json) {
+  const double device_mib = device_free0 >= 0 ? (device_free0 - device_free_bytes()) / (1 << 20) : -1;
+
+  // One more step with every kernel timed (on CUDA the profiler fences around each kernel, so this step is
+  // slower than the timed ones; its breakdown, not its total, is what it is for).
+  std::vector<std::pair<double, std::string>> kernels, cats;
+  double prof_total = 0, covered = 0;
+  if (profile) {
     perf::KernelProfiler::reset();
     perf::KernelProfiler::enabled() = true;
     const auto t0 = std::chrono::steady_clock::now();
     train_step();
-    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    prof_total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     perf::KernelProfiler::enabled() = false;
     std::map<std::string, double> cat;
-    std::vector<std::pair<double, std::string>> kernels;
     for (auto& [k, e] : perf::KernelProfiler::table()) {
       cat[perf::category_of(k)] += e.seconds;
       kernels.push_back({e.seconds, k});
     }
-    auto& table = perf::KernelProfiler::table();
-    std::printf("  per-op breakdown of one profiled step (%.3f s):\n", total);
-    std::vector<std::pair<double, std::string>> cats;
-    double covered = 0;
-    for (auto& [c, s] : cat) cats.push_back({s, c}), covered += s;
+    for (auto& [c, sec] : cat) cats.push_back({sec, c}), covered += sec;
     std::sort(cats.rbegin(), cats.rend());
-    for (auto& [s, c] : cats)
-      std::printf("    %-22s %8.1f ms  %5.1f %%\n", c.c_str(), 1e3 * s, 100 * s / total);
-    std::printf("    %-22s %8.1f ms  %5.1f %%\n", "(host glue)", 1e3 * (total - covered),
-                100 * (total - covered) / total);
     std::sort(kernels.rbegin(), kernels.rend());
+    kernels.resize(std::min<size_t>(size_t(std::max(top, 0)), kernels.size()));
+  }
+  auto& table = perf::KernelProfiler::table();
+
+  if (json) {
+    std::printf(
+        "{\"config\":\"%s\",\"variant\":\"%s\",\"backend\":\"%s\",\"n_layer\":%d,\"d_model\":%d,\"heads\":%d,"
+        "\"d_ff\":%d,\"seq_len\":%d,\"batch\":%d,\"threads\":%d,\"median_step_s\":%.5f,\"tokens_per_s\":%.1f,"
+        "\"gflops\":%.1f,\"peak_gflops\":%.1f,\"peak_rss_mib\":%.1f,\"allocated_mib\":%.1f,"
+        "\"device_mib\":%.1f,\"gemm\":\"%s\",\"profiled_step_s\":%.5f,\"top_kernels\":[",
+        Spec::name().c_str(), variant_name(Spec::variant), Exec::name(), Spec::n_layer, d.D, d.H, d.F, d.T,
+        d.B, int(Exec().concurrency()), med, tokens_per_s, gflops, peak, rss_mib, alloc_mib, device_mib,
+        o.tf32 ? "tf32" : "fp32", prof_total);
+    for (size_t i = 0; i < kernels.size(); ++i)
+      std::printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%ld}", i ? "," : "", kernels[i].second.c_str(),
+                  1e3 * kernels[i].first, table.at(kernels[i].second).calls);
+    std::printf("]}\n");
+    return 0;
+  }
+  std::printf("%s  D=%d H=%d F=%d T=%d B=%d  %s x%d\n", Spec::name().c_str(), d.D, d.H, d.F, d.T, d.B,
+              Exec::name(), int(Exec().concurrency()));
+  std::printf("  step (median of %d): %.3f s   %.0f tokens/s   %.1f GFLOP/s", timed, med, tokens_per_s,
+              gflops);
+  if (peak > 0) std::printf(" = %.1f %% of the measured FP32 peak %.0f GFLOP/s", 100 * gflops / peak, peak);
+  std::printf("\n  memory: %.0f MiB allocated by the model + optimizer, peak RSS %.0f MiB", alloc_mib,
+              rss_mib);
+  if (device_mib >= 0) std::printf(", %.0f MiB of device memory in use", device_mib);
+  std::printf("\n");
+  if (profile) {
+    std::printf("  per-op breakdown of one profiled step (%.3f s):\n", prof_total);
+    for (auto& [sec, c] : cats)
+      std::printf("    %-22s %8.1f ms  %5.1f %%\n", c.c_str(), 1e3 * sec, 100 * sec / prof_total);
+    std::printf("    %-22s %8.1f ms  %5.1f %%\n", "(host glue)", 1e3 * (prof_total - covered),
+                100 * (prof_total - covered) / prof_total);
     std::printf("  top kernels:\n");
-    for (size_t i = 0; i < std::min<size_t>(size_t(std::max(top, 0)), kernels.size()); ++i)
-      std::printf("    %-40s %8.1f ms  %4ld calls\n", kernels[i].second.c_str(), 1e3 * kernels[i].first,
-                  table.at(kernels[i].second).calls);
+    for (auto& [sec, k] : kernels)
+      std::printf("    %-40s %8.1f ms  %4ld calls\n", k.c_str(), 1e3 * sec, table.at(k).calls);
   }
   return 0;
 }

@@ -141,6 +141,9 @@ def train(args):
                n_params=sum(p.numel() for p in model.parameters()),
                torch_version=torch.__version__, threads=torch.get_num_threads(), device=args.device,
                compiled=args.compile)
+    if args.device.startswith("cuda"):  # FP32 matmuls stay FP32 unless TF32 is allowed (off by default)
+        res.update(peak_device_mib=torch.cuda.max_memory_allocated() / 2**20,
+                   tf32=bool(torch.backends.cuda.matmul.allow_tf32), gpu=torch.cuda.get_device_name())
     if args.json:
         print(json.dumps(res))
     else:

@@ -44,7 +44,7 @@ std::string usage(const std::string& p) {
          "  width  --d-model D --heads H --d-ff F --seq-len T --batch B   (defaults 256 4 704 256 16)\n"
          "  data   --data-dir DIR (text8: text8 or text8-prefix; tinystories: TinyStories-*.txt or the "
          "copies)\n"
-         "  other  --quiet, --help";
+         "  other  --gemm-precision fp32|tf32 (tf32: tensor-core gemms, CUDA builds only), --quiet, --help";
 }
 
 Options parse_options(int argc, char** argv, const std::string& default_out,
@@ -118,7 +118,11 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
       o.resume = v;
     else if (a == "--checkpoint")
       o.checkpoint = v;
-    else if (a == "--routing-init") {
+    else if (a == "--gemm-precision") {
+      if (v != "fp32" && v != "tf32")
+        throw UsageError("--gemm-precision expects fp32 or tf32, got '" + v + "'");
+      o.tf32 = v == "tf32";
+    } else if (a == "--routing-init") {
       if (v == "zeros")
         o.routing_init_std = 0;
       else if (v.rfind("normal:", 0) == 0)

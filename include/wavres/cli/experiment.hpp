@@ -18,6 +18,7 @@
 #include "wavres/data/corpus.hpp"
 #include "wavres/io/checkpoint.hpp"
 #include "wavres/model/model.hpp"
+#include "wavres/ops/gemm_precision.hpp"
 #include "wavres/optim/adamw.hpp"
 #include "wavres/optim/schedule.hpp"
 
@@ -483,6 +484,11 @@ int experiment_main(int argc, char** argv, const std::string& name, const std::s
   }
   try {
     Kokkos::ScopeGuard kokkos(argc, argv);
+    try {
+      set_gemm_precision<Exec>(o.tf32 ? GemmPrecision::tf32 : GemmPrecision::fp32);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
     return Experiment<Spec, Exec>(o, name, dataset).run();
   } catch (const UsageError& e) {
     std::cerr << name << ": " << e.what() << "\n";

@@ -33,6 +33,7 @@ struct Options {
   std::string checkpoint;       // eval / dump
   double routing_init_std = 0;  // --routing-init zeros | normal:STD
   bool quiet = false;
+  bool tf32 = false;  // --gemm-precision tf32: TF32 tensor-core gemms on CUDA (ops/gemm_precision.hpp)
   std::vector<std::string> argv;  // as given, for run metadata
 };
 

@@ -6,10 +6,11 @@
 // split into >= 1024 chunks. Each op's public header (ops/<op>.hpp) is the only place that picks between its
 // host/ and device/ body, with `if constexpr (use_device_body_v<Exec>)`.
 //
-// WAVRES_DEVICE_KERNELS (CMake option of the same name) makes the host's parallel space (OpenMP) run the device
-// bodies too: they are portable Kokkos, so the whole test suite checks them in every CI run, GPU or not.
-// Kokkos::Serial keeps the host bodies even then: it is the reference that test_backends compares the default
-// space against, so that build compares device bodies on OpenMP with host bodies on Serial, every variant.
+// WAVRES_DEVICE_KERNELS (CMake option of the same name) makes the host's parallel space (OpenMP) run the
+// device bodies too: they are portable Kokkos, so the whole test suite checks them in every CI run, GPU or
+// not. Kokkos::Serial keeps the host bodies even then: it is the reference that test_backends compares the
+// default space against, so that build compares device bodies on OpenMP with host bodies on Serial, every
+// variant.
 #pragma once
 #include <Kokkos_Core.hpp>
 #include <type_traits>
@@ -30,8 +31,8 @@ constexpr bool kForceDeviceBodies = false;
 #endif
 
 template <class Exec>
-constexpr bool use_device_body_v =
-    is_gpu_space_v<Exec> || (kForceDeviceBodies && !std::is_same_v<Exec, Kokkos::Serial>);
+constexpr bool use_device_body_v = is_gpu_space_v<Exec> ||
+                                   (kForceDeviceBodies && !std::is_same_v<Exec, Kokkos::Serial>);
 
 // Column reductions (gain, query, embedding gradients) are split into this many row chunks: each chunk sums
 // its rows into a partial, then the partials are added in chunk order — deterministic for a given backend,

@@ -178,7 +178,8 @@ class Model {
       R beta = 0;
       if constexpr (variant == Variant::prenorm) {
         y = slot(hbuf_, l);
-        Kokkos::deep_copy(y, h);
+        // On the execution space's queue: the plain deep_copy fences the device, 2L times a step on a GPU.
+        Kokkos::deep_copy(Exec(), y, h);
         beta = 1;
       } else if constexpr (variant == Variant::full_attnres) {
         y = slot(bank_, l);
@@ -210,7 +211,8 @@ class Model {
     const Dims& d = dims_;
     const int64_t N = d.rows(), D = d.D;
     auto tok = Mat<const int32_t, Exec>(tokens.data(), tokens.extent(0), tokens.extent(1));
-    Kokkos::deep_copy(grads_, R(0));  // dbank_ needs no zeroing: each slot's first writer assigns (mixer.hpp)
+    // Queued on Exec, no fence. dbank_ needs no zeroing: each slot's first writer assigns (mixer.hpp).
+    Kokkos::deep_copy(Exec(), grads_, R(0));
 
     auto dxn = slot2(dxn_);
     linear_backward<R, Exec>(dxn, gP(off_head_, d.V, D), slot2(logits_), slot2(xnf_), cP(off_head_, d.V, D));
@@ -318,7 +320,7 @@ class Model {
     n += N * D + N * d.V + 5 * N * D + N * 3 * D + N * 2 * F + N * F;             // xnf, logits, scratch
     n += int64_t(d.B) * d.H * int64_t(attention_scratch_per_item(d.T, int(hd)));  // attention scratch
     constexpr int64_t C = row_chunks_v<Exec>;
-    n += C * D + C * d.V * D;                                                     // reduction partials
+    n += C * D + C * d.V * D;  // reduction partials
     if constexpr (Spec::routed) {
       const int64_t E = make_source_list<Spec>().total();
       n += 2 * Spec::bank_size * N * D + Spec::bank_size * N + E * N + C * (D + 2);
