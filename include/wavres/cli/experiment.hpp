@@ -355,8 +355,7 @@ class Experiment {
       log << st.step << "," << st.tokens_seen << "," << fmt(loss, 6) << ","
           << (do_eval && !eval_cut ? fmt(last_val, 6) : "") << "," << lr << "," << fmt(tps, 1) << ","
           << fmt(gnorm, 5) << "\n";
-      log.flush();  // one write per step: the log can be followed while the run goes, and a full disk shows
-                    // now
+      log.flush();  // one write per step: the log can be followed live, and a full disk shows at once
       check_log();
       if (!o_.quiet)
         bar.update(steps_this_run, double(steps_this_run * tokens_per_step), "loss " + fmt(ema_loss));

@@ -72,13 +72,14 @@ class RunDirLock {
 
 // What a run left in a directory: log.csv and checkpoints (also unfinished ones, *.h5.tmp).
 inline std::vector<std::string> run_files(const std::string& dir) {
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
   std::vector<std::string> out;
   std::error_code ec;
   for (auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    const bool ckpt =
-        n.rfind("ckpt_", 0) == 0 &&
-        (n.size() > 3 && (n.substr(n.size() - 3) == ".h5" || n.substr(n.size() - 7) == ".h5.tmp"));
+    const bool ckpt = n.rfind("ckpt_", 0) == 0 && (ends_with(n, ".h5") || ends_with(n, ".h5.tmp"));
     if (n == "log.csv" || ckpt) out.push_back(e.path().string());
   }
   return out;
