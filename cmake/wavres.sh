@@ -38,7 +38,7 @@ case $cmd in
     configure
     cmake --build build/openmp -j "$jobs" --target exp_prenorm_l12_text8
     exec ./build/openmp/experiments/exp_prenorm_l12_text8 train --d-model 128 --heads 4 --d-ff 352 --seq-len 128 \
-      --batch 16 --steps 400 --eval-every 100 --checkpoint-every 200 --out runs/demo ;;
+      --batch 16 --steps 400 --eval-every 100 --checkpoint-every 200 --out runs/demo --overwrite ;;
   test)
     configure
     cmake --build build/openmp -j "$jobs"

@@ -73,6 +73,8 @@ def main():
         if not done:
             if any(f.startswith("ckpt_") for f in os.listdir(rdir)) if os.path.isdir(rdir) else False:
                 cmd += ["--resume", "latest"]
+            else:  # killed before its first checkpoint: start again (a fresh run into a run directory needs this)
+                cmd += ["--overwrite"]
             print(f"[study] {name}: {' '.join(cmd[1:3])} …", flush=True)
             t0 = time.time()
             r = subprocess.run(cmd, capture_output=True, text=True, errors="replace")

@@ -210,6 +210,30 @@ BOOST_AUTO_TEST_CASE(use_vocab_replaces_or_names_the_first_missing_byte) {
   require_data_error([&] { Vocab::from_bytes({'b', 'a'}); }, {"sorted"});
 }
 
+// text8 is a-z and space: any other byte is an error naming the file, the byte and its offset. TinyStories is
+// byte-level: UTF-8, CRLF and NUL bytes are ordinary tokens there.
+BOOST_AUTO_TEST_CASE(text8_alphabet_tinystories_bytes) {
+  TmpDir tmp;
+  std::string text(100, 'a');
+  text[42] = '\r';
+  write_file(tmp.file("text8-prefix"), text);
+  require_data_error([&] { Corpus::open("text8", tmp.str()); },
+                     {tmp.file("text8-prefix"), "0x0d", "offset 42 ", "not text8"});
+  text[42] = 'b';
+  text[95] = 'Q';  // in the validation split: the offset is the one in the file
+  write_file(tmp.file("text8-prefix"), text);
+  require_data_error([&] { Corpus::open("text8", tmp.str()); }, {"0x51 ('Q')", "offset 95 "});
+  write_file(tmp.file("text8-prefix"), std::string(100, 'a'));
+  require_data_error([&] { Corpus::open("text8", tmp.str()); },
+                     {tmp.file("text8-prefix"), "single distinct byte"});
+
+  write_file(tmp.file("train-prefix.txt"),
+             std::string("caf\xc3\xa9\r\nOnce") + std::string(1, '\0') + "upon a time\n");
+  write_file(tmp.file("valid-subset.txt"), "The end.\r\n");
+  const Corpus c = Corpus::open("tinystories", tmp.str());
+  for (int b : {0x00, 0x0d, 0xc3, 0xa9}) BOOST_TEST(c.vocab().id_of[size_t(b)] >= 0);
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_file) {
   TmpDir tmp;
   // nothing there

@@ -298,4 +298,38 @@ BOOST_AUTO_TEST_CASE(errors_name_the_file_and_object) {
   require_io_error([&] { w.read_f64("/s"); }, {w.path(), "/s"});
 }
 
+// Mode::memory builds the file in RAM and close_into() writes it in one go: the same file as Mode::create,
+// and a write that cannot happen is an IoError naming the destination, with HDF5 left with no open file.
+BOOST_AUTO_TEST_CASE(memory_file_lists_types_and_writes_out) {
+  TmpDir tmp;
+  const std::string path = tmp.file("mem.h5");
+  const std::vector<float> x = {1.f, 2.f, 3.f};
+  const int64_t step = 9;
+  const std::vector<uint8_t> vocab = {' ', 'a'};
+  {
+    H5File m(path, H5File::Mode::memory);
+    m.write("/params/x", x.data(), {3});
+    m.write("/train_state/step", &step, {});
+    m.write("/vocab", vocab.data(), {2});
+    m.set_attr("/config", "format", std::string("wavres-checkpoint"));
+    BOOST_TEST(!fs::exists(path));  // nothing on disk before close_into
+    m.close_into(path);
+  }
+  H5File f(path, H5File::Mode::read);
+  BOOST_TEST(f.read_f32("/params/x") == x, boost::test_tools::per_element());
+  BOOST_TEST(f.read_i64("/train_state/step").at(0) == 9);
+  BOOST_TEST(f.attr_string("/config", "format") == "wavres-checkpoint");
+  const std::vector<std::string> want = {"/params/x", "/train_state/step", "/vocab"};
+  BOOST_TEST(f.datasets() == want, boost::test_tools::per_element());
+  BOOST_TEST(f.dtype("/params/x") == "float32");
+  BOOST_TEST(f.dtype("/train_state/step") == "int64");
+  BOOST_TEST(f.dtype("/vocab") == "uint8");
+
+  const std::string nodir = tmp.file("no_dir/x.h5");
+  H5File m(nodir, H5File::Mode::memory);
+  m.write("/params/x", x.data(), {3});
+  require_io_error([&] { m.close_into(nodir); }, {nodir, "cannot be created", "No such file or directory"});
+  BOOST_TEST(!fs::exists(nodir));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

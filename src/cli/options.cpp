@@ -38,7 +38,7 @@ std::string usage(const std::string& p) {
          " train|eval|dump [options]\n"
          "  train  --steps N --lr X --warmup-frac F --seed S --eval-every N --eval-batches N\n"
          "         --checkpoint-every N --keep-checkpoints K --max-minutes M --stop-at STEP --out DIR\n"
-         "         --resume CKPT|latest\n"
+         "         --resume CKPT|latest  --overwrite (a fresh run replaces the run in --out)\n"
          "  eval   --checkpoint CKPT [--eval-batches N (0 = whole validation split)]\n"
          "  dump   --out FILE [--checkpoint CKPT] [--seed S] [--routing-init zeros|normal:STD]\n"
          "  width  --d-model D --heads H --d-ff F --seq-len T --batch B   (defaults 256 4 704 256 16)\n"
@@ -69,6 +69,10 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
       o.quiet = true;
       continue;
     }
+    if (a == "--overwrite") {
+      o.overwrite = true;
+      continue;
+    }
     if (a.rfind("--kokkos-", 0) == 0) continue;  // Kokkos' own options (--kokkos-threads=N, ...) pass through
     if (a.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + a + "'");
     const auto eq = a.find('=');
@@ -80,14 +84,16 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
       v = argv[++i];
     }
     constexpr int64_t big = int64_t(1) << 40;
+    const bool path_option = a == "--out" || a == "--data-dir" || a == "--resume" || a == "--checkpoint";
+    if (path_option && v.empty()) throw UsageError(a + " needs a path, got an empty string");
     if (a == "--d-model")
-      o.dims.D = int(to_int(a, v, 1, 1 << 16));
+      o.dims.D = int(to_int(a, v, 1, 1 << 16)), o.dims_given.D = true;
     else if (a == "--heads")
-      o.dims.H = int(to_int(a, v, 1, 1 << 12));
+      o.dims.H = int(to_int(a, v, 1, 1 << 12)), o.dims_given.H = true;
     else if (a == "--d-ff")
-      o.dims.F = int(to_int(a, v, 1, 1 << 18));
+      o.dims.F = int(to_int(a, v, 1, 1 << 18)), o.dims_given.F = true;
     else if (a == "--seq-len")
-      o.dims.T = int(to_int(a, v, 1, 1 << 16));
+      o.dims.T = int(to_int(a, v, 1, 1 << 16)), o.dims_given.T = true;
     else if (a == "--batch")
       o.dims.B = int(to_int(a, v, 1, 1 << 16));
     else if (a == "--steps")
@@ -134,6 +140,12 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
   }
   if (o.command == "eval" && o.checkpoint.empty()) throw UsageError("eval needs --checkpoint CKPT");
   if (o.command == "dump" && !out_given) throw UsageError("dump needs --out FILE");
+  if (o.overwrite && (o.command != "train" || !o.resume.empty()))
+    throw UsageError("--overwrite replaces a run with a fresh one; it cannot be used with " +
+                     (o.command == "train" ? std::string("--resume") : o.command));
+  // widths come from the checkpoint where there is one: validated after it is read (check_config)
+  const bool from_checkpoint = !o.resume.empty() || !o.checkpoint.empty();
+  if (from_checkpoint) return o;
   try {
     o.dims.V = 1;  // checked later against the corpus
     o.dims.validate();

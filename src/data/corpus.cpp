@@ -13,6 +13,28 @@
 
 namespace wavres {
 
+namespace {
+
+// What `p` is when it is not a regular file ("a directory", "a FIFO", "a symbolic link loop", ...); empty for
+// a regular file (or a link to one) and for nothing at all.
+std::string non_regular_kind(const std::string& p) {
+  struct stat ls {
+  }, st{};
+  if (::lstat(p.c_str(), &ls) != 0) return {};
+  if (::stat(p.c_str(), &st) != 0)
+    return errno == ELOOP ? "a symbolic link loop"
+                          : "a dangling symbolic link (" + std::string(std::strerror(errno)) + ")";
+  if (S_ISREG(st.st_mode)) return {};
+  if (S_ISDIR(st.st_mode)) return "a directory";
+  if (S_ISFIFO(st.st_mode)) return "a FIFO";
+  if (S_ISCHR(st.st_mode)) return "a character device";
+  if (S_ISBLK(st.st_mode)) return "a block device";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  return "not a regular file";
+}
+
+}  // namespace
+
 // A read-only memory mapping of one whole file.
 struct Corpus::Mapping {
   std::string path;
@@ -21,6 +43,8 @@ struct Corpus::Mapping {
   int64_t size = 0;
 
   explicit Mapping(const std::string& p) : path(p) {
+    const std::string kind = non_regular_kind(p);  // before open(): opening a FIFO would block
+    if (!kind.empty()) throw DataError(p + ": " + kind + ", not a regular file");
     fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw DataError(p + ": cannot open (" + std::strerror(errno) + ")");
     struct stat st {};
@@ -72,6 +96,21 @@ std::string find_in(const std::vector<std::string>& dirs, const std::string& nam
     std::string p = join(d, name);
     if (is_regular_file(p)) return p;
   }
+  return {};
+}
+
+// Why none of `names` in `dirs` could be used: the first candidate that exists but is not a regular file, as
+// " (…/text8-prefix is a FIFO, not a regular file)"; empty if there is none. `skip` is never a candidate (the
+// dataset's own subdirectory, data_dir/text8, has the name of the full file).
+std::string unusable_candidates(const std::vector<std::string>& dirs, const std::vector<std::string>& names,
+                                const std::string& skip) {
+  for (const auto& d : dirs)
+    for (const auto& n : names) {
+      const std::string p = join(d, n);
+      if (p == skip) continue;
+      const std::string kind = non_regular_kind(p);
+      if (!kind.empty()) return " (" + p + " is " + kind + ", not a regular file)";
+    }
   return {};
 }
 
@@ -143,7 +182,9 @@ Corpus Corpus::open(const std::string& dataset, const std::string& data_dir) {
       c.maps_.push_back(m);
     } else {
       std::string prefix = find_in(dirs, "text8-prefix");
-      if (prefix.empty()) throw DataError("text8: found neither text8 nor text8-prefix in " + where);
+      if (prefix.empty())
+        throw DataError("text8: found neither text8 nor text8-prefix in " + where +
+                        unusable_candidates(dirs, {"text8", "text8-prefix"}, join(data_dir, dataset)));
       auto m = std::make_shared<Mapping>(prefix);
       const int64_t split = m->size * 9 / 10;  // floor(0.9 * size), exact in integers
       if (split == 0 || split == m->size)
@@ -166,7 +207,11 @@ Corpus Corpus::open(const std::string& dataset, const std::string& data_dir) {
         throw DataError(
             "tinystories: found neither TinyStories-train.txt + TinyStories-valid.txt nor train-prefix.txt + "
             "valid-subset.txt in " +
-            where + (found.empty() ? std::string() : " (only " + found + ")"));
+            where + (found.empty() ? std::string() : " (only " + found + ")") +
+            unusable_candidates(
+                dirs,
+                {"TinyStories-train.txt", "TinyStories-valid.txt", "train-prefix.txt", "valid-subset.txt"},
+                ""));
       }
     }
     auto mt = std::make_shared<Mapping>(tr);
@@ -182,9 +227,13 @@ Corpus Corpus::open(const std::string& dataset, const std::string& data_dir) {
   std::array<uint8_t, 256> seen{};
   mark_bytes(c.train_.data, c.train_.size, seen);
   mark_bytes(c.val_.data, c.val_.size, seen);
+  if (dataset == "text8") c.require_text8_alphabet(seen);
   std::vector<uint8_t> bytes;
   for (int b = 0; b < 256; ++b)
     if (seen[b]) bytes.push_back(uint8_t(b));
+  if (bytes.size() < 2)  // a one-token vocabulary trains to loss 0 and learns nothing
+    throw DataError(c.train_.file + ": holds a single distinct byte, " + byte_str(bytes.at(0)) +
+                    "; there is nothing to learn");
   c.vocab_ = Vocab::from_bytes(bytes);
   return c;
 }
@@ -219,6 +268,23 @@ void Corpus::use_vocab(const Vocab& v) {
     }
   }
   vocab_ = v;
+}
+
+// text8 is lower-case a-z and space by definition (Mahoney's cleaning of Wikipedia): any other byte means
+// another file (UTF-8 text, CRLF line ends, binary data), named with its first offset. TinyStories is
+// byte-level and takes any byte.
+void Corpus::require_text8_alphabet(const std::array<uint8_t, 256>& seen) const {
+  auto allowed = [](int b) { return b == ' ' || (b >= 'a' && b <= 'z'); };
+  bool bad = false;
+  for (int b = 0; b < 256; ++b) bad |= seen[b] && !allowed(b);
+  if (!bad) return;
+  for (const Split* s : {&train_, &val_}) {
+    const int64_t base = s == &val_ && val_.file == train_.file ? train_.size : 0;
+    for (int64_t i = 0; i < s->size; ++i)
+      if (!allowed(s->data[i]))
+        throw DataError(s->file + ": byte " + byte_str(s->data[i]) + " at offset " +
+                        std::to_string(base + i) + " is not text8 (a-z and space only)");
+  }
 }
 
 void Corpus::require_window(const Split& s, int T) const {

@@ -1,8 +1,10 @@
 // Thin RAII layer over the HDF5 C API (see include/wavres/io/hdf5.hpp).
 #include "wavres/io/hdf5.hpp"
 
+#include <fcntl.h>
 #include <hdf5.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -254,6 +256,13 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
     if (is < 0) throw IoError(path + ": " + with_detail("cannot read file"));
     id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0) throw IoError(path + ": " + with_detail("corrupt or truncated HDF5 file"));
+  } else if (mode == Mode::memory) {
+    // core driver without backing store: the file lives in memory, grown 16 MiB at a time
+    Handle fapl = plist_h(H5Pcreate(H5P_FILE_ACCESS));
+    if (!fapl.ok() || H5Pset_fapl_core(fapl.get(), size_t(16) << 20, 0) < 0)
+      throw IoError(path + ": " + with_detail("cannot set up an in-memory HDF5 file"));
+    id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+    if (id < 0) throw IoError(path + ": " + with_detail("cannot create an in-memory HDF5 file"));
   } else {
     id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (id < 0) throw IoError(path + ": " + with_detail("cannot create HDF5 file"));
@@ -288,6 +297,57 @@ bool H5File::exists(const std::string& obj) const {
 
 void H5File::flush() {
   if (H5Fflush(hid_t(id_), H5F_SCOPE_GLOBAL) < 0) throw IoError(path_ + ": " + with_detail("cannot flush"));
+}
+
+void H5File::close_into(const std::string& dest) {
+  flush();
+  const ssize_t n = H5Fget_file_image(hid_t(id_), nullptr, 0);
+  if (n < 0) throw IoError(path_ + ": " + with_detail("cannot get the in-memory file image"));
+  std::vector<char> image(static_cast<size_t>(n));
+  if (H5Fget_file_image(hid_t(id_), image.data(), size_t(n)) != n)
+    throw IoError(path_ + ": " + with_detail("cannot copy the in-memory file image"));
+  H5Fclose(hid_t(id_));  // in memory: nothing to flush to disk, so this cannot fail on a full disk
+  id_ = -1;
+  const int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError(dest + ": cannot be created (" + std::strerror(errno) + ")");
+  auto fail = [&](const char* what) {
+    const int e = errno;
+    ::close(fd);
+    throw IoError(dest + ": " + what + ": " + std::strerror(e));
+  };
+  for (size_t done = 0; done < image.size();) {
+    const ssize_t w = ::write(fd, image.data() + done, image.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail("cannot be written");  // ENOSPC, EFBIG (ulimit -f with SIGXFSZ ignored), EIO, ...
+    done += size_t(w);
+  }
+  if (::fsync(fd) != 0 && errno != EINVAL) fail("fsync failed");
+  if (::close(fd) != 0)
+    throw IoError(dest + ": cannot be closed (" + std::string(std::strerror(errno)) + ")");
+}
+
+namespace {
+
+// H5Lvisit callback: records the paths of datasets (groups, named types and dangling links are skipped).
+herr_t collect_dataset(hid_t group, const char* name, const H5L_info_t*, void* data) {
+  const hid_t o = H5Oopen(group, name, H5P_DEFAULT);
+  if (o < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return 0;
+  }
+  if (H5Iget_type(o) == H5I_DATASET)
+    static_cast<std::vector<std::string>*>(data)->push_back("/" + std::string(name));
+  H5Oclose(o);
+  return 0;
+}
+
+}  // namespace
+
+std::vector<std::string> H5File::datasets() const {
+  std::vector<std::string> out;
+  if (H5Lvisit(hid_t(id_), H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &out) < 0)
+    throw IoError(path_ + ": " + with_detail("cannot list the datasets"));
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -443,6 +503,24 @@ std::vector<int64_t> H5File::dims(const std::string& obj_in) const {
   if (nd > 0 && H5Sget_simple_extent_dims(space.get(), hd.data(), nullptr) < 0)
     throw IoError(path_ + ": " + with_detail("cannot get the dims of " + obj));
   return std::vector<int64_t>(hd.begin(), hd.end());
+}
+
+std::string H5File::dtype(const std::string& obj_in) const {
+  const std::string obj = normalize(obj_in);
+  Handle ds = open_dataset(*this, hid_t(id_), obj);
+  Handle t = type_h(H5Dget_type(ds.get()));
+  if (!t.ok()) throw IoError(path_ + ": " + with_detail("cannot get the type of " + obj));
+  const H5T_class_t cls = H5Tget_class(t.get());
+  const size_t size = H5Tget_size(t.get());
+  if (cls == H5T_STRING) return "string";
+  if (cls == H5T_FLOAT) return size == 4 ? "float32" : size == 8 ? "float64" : "other";
+  if (cls == H5T_INTEGER) {
+    const bool sgn = H5Tget_sign(t.get()) == H5T_SGN_2;
+    if (size == 1 && !sgn) return "uint8";
+    if (size == 4 && sgn) return "int32";
+    if (size == 8) return sgn ? "int64" : "uint64";
+  }
+  return "other";
 }
 
 std::vector<float> H5File::read_f32(const std::string& obj) const {

@@ -6,7 +6,8 @@
 //   /config       attributes variant, n_layer, block_sublayers, d_model, n_head, d_ff, vocab_size, seq_len
 //   must
 //                 be equal (otherwise every difference is printed and nothing else is compared, exit 1);
-//   /batch/tokens, /vocab, /routing/source_labels   must be identical;
+//   /config step, /batch/tokens, /vocab, /routing/source_labels and every dataset under /train_state (step,
+//                 RNG state, schedule)   must be identical;
 //   /loss, every float tensor under /params, /grads, /optimizer/m, /optimizer/v, and /routing/alpha_mean:
 //                 pass when max|a-b| <= atol + rtol * max|b| and the NaN patterns are identical.
 // The set of tensors is the one the layout defines for the /config (variant, n_layer); a tensor or group
@@ -22,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -117,6 +119,7 @@ std::string num(double x) {
 
 struct Config {
   std::string format, variant, backend;
+  int64_t step = -1;                                  // -1: no /config step
   std::vector<std::pair<std::string, int64_t>> ints;  // in kIntAttrs order
 };
 
@@ -141,6 +144,7 @@ Config read_config(const H5File& f) {
     c.ints.emplace_back(name, f.attr_int("/config", name));
   }
   c.backend = f.has_attr("/config", "backend") ? f.attr_string("/config", "backend") : std::string("unknown");
+  if (f.has_attr("/config", "step")) c.step = f.attr_int("/config", "step");
   return c;
 }
 
@@ -358,6 +362,23 @@ int run(const Options& o) {
   const int64_t n_layer = ca.ints[0].second;
   const auto names = param_names(ca.variant, n_layer);
 
+  // the training position: two checkpoints of one run at different steps are different checkpoints
+  c.line(ca.step == cb.step, "/config@step", "scalar", "-", "-",
+         ca.step == cb.step ? "identical"
+                            : "differs: A " + std::to_string(ca.step) + ", B " + std::to_string(cb.step));
+  std::set<std::string> state;
+  for (const H5File* f : {&fa, &fb})
+    for (const auto& d : f->datasets())
+      if (d.rfind("/train_state/", 0) == 0) state.insert(d);
+  for (const auto& p : state) {
+    if (!c.present(p)) continue;
+    if (fb.dtype(p) == "float64" || fb.dtype(p) == "float32")
+      c.identical(p, [](const H5File& f, const std::string& q) { return f.read_f64(q); });
+    else if (fb.dtype(p) == "uint64")
+      c.identical(p, [](const H5File& f, const std::string& q) { return f.read_u64(q); });
+    else
+      c.identical(p, [](const H5File& f, const std::string& q) { return f.read_i64(q); });
+  }
   if (c.present("/batch/tokens"))
     c.identical("/batch/tokens", [](const H5File& f, const std::string& p) { return f.read_i64(p); });
   if (c.present("/vocab"))

@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "wavres/io/checksum.hpp"
 #include "wavres/io/hdf5.hpp"
 
 namespace {
@@ -368,11 +369,14 @@ void kv(std::ostream& out, const std::string& k, const std::string& v) {
   out << "  " << pad_right(k, 17) << v << "\n";
 }
 
-void print_config(std::ostream& out, const H5File& f, const Config& c) {
+void print_config(std::ostream& out, const H5File& f, const Config& c, int verified) {
   out << "file " << f.path() << "\n";
   out << "[config]\n";
   kv(out, "format",
      c.format + (c.format_version >= 0 ? " (format_version " + std::to_string(c.format_version) + ")" : ""));
+  kv(out, "checksums",
+     std::to_string(verified) + " datasets verified" +
+         (c.format_version >= 2 ? " (every tensor, /vocab and /train_state carry one)" : ""));
   kv(out, "variant", c.variant);
   kv(out, "n_layer", std::to_string(c.n_layer) + "  (L = " + std::to_string(c.L()) + " sublayers)");
   std::string bs = std::to_string(c.block_sublayers);
@@ -618,12 +622,16 @@ int main(int argc, char** argv) {
   try {
     H5File f(file, H5File::Mode::read);
     const Config c = read_config(f);
+    // fnv1a64 of every dataset that has one; from format version 2 on these must have one
+    std::vector<std::string> required;
+    if (c.format_version >= 2) required = {"/params/", "/optimizer/", "/grads/", "/vocab", "/train_state/"};
+    const int verified = wavres::verify_all_checksums(f, required);
     std::unique_ptr<Routing> r;
     if (c.routed()) r = std::make_unique<Routing>(read_routing(f, c));
     if (csv) {
       print_csv(out, c, r.get());
     } else {
-      print_config(out, f, c);
+      print_config(out, f, c, verified);
       print_params(out, f, c);
       if (r)
         print_routing(out, c, *r);

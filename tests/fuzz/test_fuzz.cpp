@@ -156,11 +156,11 @@ Reference write_reference_checkpoint(const std::string& path) {
 }
 
 // The resume read path. Sets `params_match` to whether the loaded tensors equal the reference, and
-// `rest_match` to whether the vocabulary and train state do (those carry no checksum).
+// `rest_match` to whether the vocabulary and train state do (checksummed too since format version 2).
 void read_checkpoint(const std::string& path, const Reference& ref, bool& params_match, bool& rest_match) {
-  const Dims d = tiny_dims();
+  Dims d = tiny_dims();
   H5File f(path, H5File::Mode::read);
-  check_config<Spec>(f, d, "text8");
+  check_config<Spec>(f, d, DimsGiven{true, true, true, true}, "text8");
   const Vocab v = read_vocab(f);
   const TrainState s = read_train_state(f);
   Kokkos::View<float*, Kokkos::HostSpace> buf("loaded", size_t(ref.table.total));
@@ -270,7 +270,7 @@ BOOST_AUTO_TEST_CASE(checkpoint_mutants_fail_cleanly) {
         ++silent_corruption;
         BOOST_TEST_MESSAGE("mutant " << i << " (" << kind_name[kind] << ") loaded with different parameters");
       }
-      if (!rest) {  // reported, not failed: /vocab and /train_state have no checksum in the layout
+      if (!rest) {  // /vocab and /train_state carry checksums since format version 2
         ++silent_state;
         BOOST_TEST_MESSAGE("mutant " << i << " (" << kind_name[kind]
                                      << ") loaded with a different vocab/train_state");
@@ -294,6 +294,7 @@ BOOST_AUTO_TEST_CASE(checkpoint_mutants_fail_cleanly) {
                                             << silent_state << ", bad " << bad);
   BOOST_TEST(bad == 0);
   BOOST_TEST(silent_corruption == 0);
+  BOOST_TEST(silent_state == 0);
   BOOST_TEST(errors * 2 > total);  // most mutants must be rejected
 }
 

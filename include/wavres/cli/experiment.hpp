@@ -15,6 +15,7 @@
 #include "wavres/cli/blas_env.hpp"
 #include "wavres/cli/options.hpp"
 #include "wavres/cli/progress.hpp"
+#include "wavres/cli/run_dir.hpp"
 #include "wavres/data/corpus.hpp"
 #include "wavres/io/checkpoint.hpp"
 #include "wavres/model/model.hpp"
@@ -39,9 +40,17 @@ struct RunError : std::runtime_error {
   RunError(const std::string& m, int c) : std::runtime_error(m), code(c) {}
 };
 
+// The first SIGINT/SIGTERM asks for a checkpoint at the end of the step; a second one quits at once (a step
+// or a checkpoint can take minutes), leaving the checkpoints already written as they are.
 inline std::atomic<int> g_stop_signal{0};
 extern "C" inline void wavres_on_signal(int sig) {
-  g_stop_signal = sig;
+  static const char first[] =
+      "stopping: finishing the step and writing a checkpoint (signal again to quit at once)\n";
+  static const char second[] = "second signal: quitting at once, without a checkpoint\n";
+  const bool again = g_stop_signal.exchange(sig) != 0;
+  ssize_t ignored = again ? ::write(2, second, sizeof second - 1) : ::write(2, first, sizeof first - 1);
+  (void)ignored;
+  if (again) ::_exit(128 + sig);
 }
 
 namespace fs = std::filesystem;
@@ -95,20 +104,6 @@ double available_bytes_for() {
   }
 #endif
   return available_memory_bytes();
-}
-
-// Keeps the header and the rows of steps <= last_step, so a resumed run does not log a step twice.
-inline void truncate_log(const std::string& path, int64_t last_step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    const bool header = line.rfind("step", 0) == 0;
-    if (header || (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= last_step))
-      kept += line + "\n";
-  }
-  in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
 }
 
 inline std::string now_iso8601() {
@@ -176,11 +171,17 @@ class Experiment {
     Kokkos::deep_copy(dev, host);
   }
 
+  // Mean validation loss over the batches of `offsets`. With `interrupted` (training), a stop signal ends it
+  // early and sets *interrupted: a whole-split evaluation took ~15 s to act on Ctrl-C.
   double evaluate(M& model, const Corpus& c, const std::vector<int64_t>& offsets, View2<int32_t, Exec>& dev,
-                  typename View2<int32_t, Exec>::HostMirror& host) {
+                  typename View2<int32_t, Exec>::HostMirror& host, bool* interrupted = nullptr) {
     double sum = 0;
     const size_t nb = offsets.size() / size_t(o_.dims.B);
     for (size_t b = 0; b < nb; ++b) {
+      if (interrupted && g_stop_signal != 0) {
+        *interrupted = true;
+        return NAN;
+      }
       load_batch(c, c.val(), offsets, b * size_t(o_.dims.B), dev, host);
       sum += model.forward(dev, false);
     }
@@ -204,16 +205,26 @@ class Experiment {
 
   int train() {
     namespace chr = std::chrono;
+    std::error_code ec;
+    fs::create_directories(o_.out_dir, ec);
+    {  // fail now, not after an hour of training
+      std::ofstream probe(o_.out_dir + "/.write_test");
+      if (!probe) throw IoError(o_.out_dir + ": output directory cannot be written");
+    }
+    fs::remove(o_.out_dir + "/.write_test", ec);
+    RunDirLock lock(o_.out_dir);  // one training per directory, taken before anything in it is read
+    if (o_.resume.empty()) prepare_fresh_run_dir(o_.out_dir, o_.overwrite);
+
     std::unique_ptr<H5File> ckpt;
     std::string resume_path;
     if (!o_.resume.empty()) {
       resume_path = o_.resume == "latest" ? latest_checkpoint(o_.out_dir) : o_.resume;
       ckpt = std::make_unique<H5File>(resume_path, H5File::Mode::read);
-      check_config<Spec>(*ckpt, o_.dims, dataset_);
+      check_config<Spec>(*ckpt, o_.dims, o_.dims_given, dataset_);
     }
     Corpus corpus = open_corpus(ckpt.get());
     const Dims& d = o_.dims;
-    check_memory(3);
+    check_memory(3, true);
     M model(d);
     View1<float, Exec> adam_m("adam_m", model.table().total), adam_v("adam_v", model.table().total);
     TrainState st;
@@ -223,6 +234,11 @@ class Experiment {
       read_flat(*ckpt, "/optimizer/v/", model.table(), adam_v);
       st = read_train_state(*ckpt);
       ckpt.reset();
+      if (!o_.steps_given && st.step == st.total_steps) {
+        std::cout << name_ << ": " << resume_path << ": the run is finished (step " << st.step << " of "
+                  << st.total_steps << "); nothing to do (--steps N trains it further)\n";
+        return kOk;
+      }
       if (!o_.quiet && (o_.lr_given || o_.warmup_given))
         std::cerr << name_
                   << ": --lr/--warmup-frac are ignored on --resume: the schedule is the checkpoint's\n";
@@ -243,14 +259,6 @@ class Experiment {
       st.seed = o_.seed;
       st.data_rng = Rng(o_.seed ^ 0x5eed0da7aULL).s;
     }
-    std::error_code ec;
-    fs::create_directories(o_.out_dir, ec);
-    {  // fail now, not after an hour of training
-      std::ofstream probe(o_.out_dir + "/.write_test");
-      if (!probe) throw IoError(o_.out_dir + ": output directory cannot be written");
-    }
-    fs::remove(o_.out_dir + "/.write_test", ec);
-
     LrSchedule sched{st.lr_peak, st.total_steps, st.warmup_steps, 0.1};
     Rng data_rng;
     data_rng.s = st.data_rng;
@@ -260,11 +268,14 @@ class Experiment {
     std::vector<int64_t> offsets(size_t(d.B));
     const int64_t tokens_per_step = int64_t(d.B) * d.T;
     const std::string log_path = o_.out_dir + "/log.csv";
-    if (st.step > 0)
-      truncate_log(log_path, st.step);  // drop steps logged after the checkpoint we resume from
-    std::ofstream log(log_path, st.step > 0 ? std::ios::app : std::ios::trunc);
-    if (!log) throw IoError(log_path + ": cannot be written");
-    if (st.step == 0) log << "step,tokens,train_loss,val_loss,lr,tokens_per_s,grad_norm\n";
+    const bool resumed = !resume_path.empty();
+    if (resumed) cut_log(log_path, st.step);  // drop steps logged after the checkpoint we resume from
+    std::ofstream log(log_path, resumed ? std::ios::app : std::ios::trunc);
+    if (!resumed) log << kLogHeader << "\n";
+    auto check_log = [&] {
+      if (!log) throw IoError(log_path + ": cannot be written (" + std::strerror(errno) + ")");
+    };
+    check_log();
 
     if (!o_.quiet) {
       std::cerr << name_ << ": " << corpus.describe() << "\n"
@@ -292,6 +303,7 @@ class Experiment {
       }
       st.data_rng = data_rng.s;
       log.flush();  // the log must cover every step the checkpoint has taken, even if we are killed next
+      check_log();
       write_checkpoint(path, model, adam_m, adam_v, corpus.vocab(), st, alpha);
       last_good = path;
       kept.push_back(path);
@@ -316,7 +328,7 @@ class Experiment {
         Kokkos::deep_copy(Kokkos::subview(model.grads(), std::make_pair(int64_t(5), int64_t(6))), NAN);
       const double gnorm = global_grad_norm<float, Exec>(model.grads());
       if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
-        std::string where = !std::isfinite(loss) ? "the loss" : first_nonfinite(model);
+        std::string where = !std::isfinite(loss) ? "loss" : first_nonfinite(model);
         throw RunError("non-finite " + where + " at step " + std::to_string(st.step + 1) +
                            "; last good checkpoint: " + (last_good.empty() ? "none" : last_good) +
                            " (left untouched)",
@@ -333,15 +345,19 @@ class Experiment {
       ema_loss = std::isnan(ema_loss) ? loss : 0.9 * ema_loss + 0.1 * loss;
       const bool do_eval = (o_.eval_every > 0 && st.step % o_.eval_every == 0) || st.step == st.total_steps;
       const bool out_of_time = (o_.max_minutes > 0 && secs > o_.max_minutes * 60) || st.step == o_.stop_at;
-      const bool stop = g_stop_signal != 0;
+      bool eval_cut = false;  // a stop signal ended the evaluation: no val_loss in this row
       if (do_eval || out_of_time) {
-        last_val = evaluate(model, corpus, val_off, tokens, tokens_h);
-        bar.message("step " + std::to_string(st.step) + ": train " + fmt(loss) + ", val " + fmt(last_val) +
-                    " nats (" + fmt(last_val / std::log(2.0)) + " bits/char)");
+        last_val = evaluate(model, corpus, val_off, tokens, tokens_h, &eval_cut);
+        if (!eval_cut)
+          bar.message("step " + std::to_string(st.step) + ": train " + fmt(loss) + ", val " + fmt(last_val) +
+                      " nats (" + fmt(last_val / std::log(2.0)) + " bits/char)");
       }
+      const bool stop = g_stop_signal != 0;  // also a signal that arrived during the evaluation
       log << st.step << "," << st.tokens_seen << "," << fmt(loss, 6) << ","
-          << (do_eval ? fmt(last_val, 6) : "") << "," << lr << "," << fmt(tps, 1) << "," << fmt(gnorm, 5)
-          << "\n";
+          << (do_eval && !eval_cut ? fmt(last_val, 6) : "") << "," << lr << "," << fmt(tps, 1) << ","
+          << fmt(gnorm, 5) << "\n";
+      log.flush();  // one write per step: the log can be followed live, and a full disk shows at once
+      check_log();
       if (!o_.quiet)
         bar.update(steps_this_run, double(steps_this_run * tokens_per_step), "loss " + fmt(ema_loss));
       if ((o_.checkpoint_every > 0 && st.step % o_.checkpoint_every == 0) || st.step == st.total_steps ||
@@ -355,12 +371,15 @@ class Experiment {
         return kInterrupted;
       }
       if (out_of_time) {
+        bar.finish();
         if (!o_.quiet)
-          std::cerr << "\n" << name_ << ": stopping at step " << st.step << " (--max-minutes/--stop-at)\n";
+          std::cerr << name_ << ": stopping at step " << st.step << " (--max-minutes/--stop-at)\n";
         break;
       }
     }
     bar.finish();
+    log.flush();
+    check_log();
     const double secs = chr::duration<double>(chr::steady_clock::now() - t0).count();
     std::cout << name_ << ": final val loss " << fmt(last_val) << " nats (" << fmt(last_val / std::log(2.0))
               << " bits/char), " << fmt(double(steps_this_run * tokens_per_step) / secs, 0) << " tokens/s, "
@@ -369,19 +388,29 @@ class Experiment {
   }
 
   // Refuse sizes that cannot fit before allocating anything (Linux overcommits: an oversized run would be
-  // killed mid-way instead). extra_param_copies: optimizer moments etc. beyond params and grads.
-  void check_memory(int extra_param_copies) const {
-    const double need =
-        double(M::bytes_required(o_.dims)) +
-        double(extra_param_copies) * double(make_param_table<Spec>(o_.dims).total) * sizeof(float);
+  // killed mid-way instead). extra_param_copies: optimizer moments etc. beyond params and grads; with
+  // `checkpoints` on the host, the two copies of a checkpoint (3 parameter copies) that writing one holds.
+  // The message names what dominates: the weights (widths) or the activations (batch x sequence).
+  void check_memory(int extra_param_copies, bool checkpoints = false) const {
+    constexpr bool host = std::is_same_v<typename Exec::memory_space, Kokkos::HostSpace>;
+    const int64_t n_params = make_param_table<Spec>(o_.dims).total;
+    const double param_bytes = double(n_params) * sizeof(float);
+    const int copies = extra_param_copies + (checkpoints && host ? 6 : 0);
+    const double need = double(M::bytes_required(o_.dims)) + double(copies) * param_bytes;
+    const double weights = double(2 + copies) * param_bytes;  // params, grads and the copies above
     const double avail = available_bytes_for<Exec>();
     if (need > 0.9 * avail) {
       std::ostringstream s;
-      s << "--batch " << o_.dims.B << " x --seq-len " << o_.dims.T << " needs " << std::fixed
-        << std::setprecision(1) << need / double(1 << 30) << " GiB but " << avail / double(1 << 30)
-        << " GiB are available"
-        << (std::is_same_v<typename Exec::memory_space, Kokkos::HostSpace> ? "" : " on the GPU")
-        << "; lower --batch";
+      s << std::fixed << std::setprecision(1);
+      if (weights >= need - weights)
+        s << "--d-model " << o_.dims.D << ", --d-ff " << o_.dims.F << ": " << n_params << " parameters need "
+          << weights / double(1 << 30) << " GiB for weights, gradients and optimizer state ("
+          << need / double(1 << 30) << " GiB in all) but " << avail / double(1 << 30) << " GiB are available"
+          << (host ? "" : " on the GPU") << "; lower --d-model or --d-ff";
+      else
+        s << "--batch " << o_.dims.B << " x --seq-len " << o_.dims.T << " needs " << need / double(1 << 30)
+          << " GiB but " << avail / double(1 << 30) << " GiB are available" << (host ? "" : " on the GPU")
+          << "; lower --batch";
       throw UsageError(s.str());
     }
   }
@@ -396,7 +425,7 @@ class Experiment {
 
   int eval() {
     H5File f(o_.checkpoint, H5File::Mode::read);
-    check_config<Spec>(f, o_.dims, dataset_);
+    check_config<Spec>(f, o_.dims, o_.dims_given, dataset_);
     Corpus corpus = open_corpus(&f);
     check_memory(0);
     M model(o_.dims);
@@ -415,7 +444,7 @@ class Experiment {
     std::unique_ptr<H5File> ckpt;
     if (!o_.checkpoint.empty()) {
       ckpt = std::make_unique<H5File>(o_.checkpoint, H5File::Mode::read);
-      check_config<Spec>(*ckpt, o_.dims, dataset_);
+      check_config<Spec>(*ckpt, o_.dims, o_.dims_given, dataset_);
     }
     Corpus corpus = open_corpus(ckpt.get());
     const Dims& d = o_.dims;
@@ -471,6 +500,7 @@ template <class Spec, class Exec = Kokkos::DefaultExecutionSpace>
 int experiment_main(int argc, char** argv, const std::string& name, const std::string& dataset,
                     const std::string& default_data) {
   ensure_blas_coretype(argc, argv);
+  std::signal(SIGXFSZ, SIG_IGN);  // past ulimit -f, a write fails with EFBIG (an error message), no kill
   Options o;
   try {
     o = parse_options(argc, argv, "runs/" + name, default_data);
@@ -494,10 +524,10 @@ int experiment_main(int argc, char** argv, const std::string& name, const std::s
     std::cerr << name << ": " << e.what() << "\n";
     return kUsage;
   } catch (const RunError& e) {
-    std::cerr << "\n" << name << ": error: " << e.what() << "\n";
+    std::cerr << name << ": error: " << e.what() << "\n";
     return e.code;
   } catch (const std::exception& e) {
-    std::cerr << "\n" << name << ": error: " << e.what() << "\n";
+    std::cerr << name << ": error: " << e.what() << "\n";
     return kError;
   }
 }

@@ -13,8 +13,9 @@ struct UsageError : std::runtime_error {
 };
 
 struct Options {
-  std::string command;  // train | eval | dump
-  Dims dims;            // dims.V is set from the corpus, not the command line
+  std::string command;   // train | eval | dump
+  Dims dims;             // dims.V is set from the corpus, not the command line
+  DimsGiven dims_given;  // widths set on the command line (a checkpoint supplies the others)
   int64_t steps = 2000;
   bool steps_given = false;  // --steps on a resume extends (or shortens) the run's schedule
   bool lr_given = false, warmup_given = false;  // ignored on --resume (with a warning)
@@ -27,7 +28,8 @@ struct Options {
   double max_minutes = 0;  // stop training (with a checkpoint) after this wall time; 0 = no limit
   int64_t stop_at = 0;     // stop (with a checkpoint) once this step is reached; 0 = run to --steps
   int keep_checkpoints = 3;
-  std::string out_dir;  // train: run directory;  dump: output file (--out)
+  std::string out_dir;     // train: run directory;  dump: output file (--out)
+  bool overwrite = false;  // train: a fresh run may replace the run already in --out
   std::string data_dir;
   std::string resume;           // checkpoint path, or "latest" (newest in --out)
   std::string checkpoint;       // eval / dump

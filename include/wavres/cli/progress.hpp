@@ -10,6 +10,9 @@ namespace wavres {
 class ProgressBar {
  public:
   ProgressBar(long total, FILE* out = stderr, int plain_every = 10);
+  ~ProgressBar() { finish(); }  // an error message after the bar starts on its own line
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
   // Call once per step; `extra` is appended as is (e.g. "loss 1.734").
   void update(long done, double tokens_done, const std::string& extra);
   void message(const std::string& line);  // prints a line without breaking the bar

@@ -51,6 +51,12 @@ struct Dims {
   }
 };
 
+// Which of the widths the command line set explicitly: a checkpoint supplies the others, and only these are
+// checked against it.
+struct DimsGiven {
+  bool D = false, H = false, F = false, T = false;
+};
+
 // Host-side name of the Kokkos execution space, as recorded in checkpoints.
 template <class Exec>
 std::string backend_name() {

@@ -57,6 +57,7 @@ class Corpus {
 
  private:
   struct Mapping;
+  void require_text8_alphabet(const std::array<uint8_t, 256>& seen) const;
   std::string dataset_;
   std::vector<std::shared_ptr<Mapping>> maps_;
   Split train_, val_;

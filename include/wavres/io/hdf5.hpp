@@ -15,7 +15,10 @@ struct IoError : std::runtime_error {
 
 class H5File {
  public:
-  enum class Mode { read, create };  // create truncates an existing file
+  // create truncates an existing file; memory builds the file in RAM (HDF5's core driver, nothing touches the
+  // disk) until close_into() writes it out, so a full disk is an ordinary write error and never leaves HDF5
+  // with a half-flushed open file (which crashed at exit: H5F__close_cb from H5_term_library)
+  enum class Mode { read, create, memory };
   H5File(const std::string& path, Mode mode);
   ~H5File();
   H5File(const H5File&) = delete;
@@ -24,6 +27,9 @@ class H5File {
 
   const std::string& path() const { return path_; }
   bool exists(const std::string& obj) const;  // a group or dataset at this path
+  std::vector<std::string> datasets() const;  // absolute paths of every dataset in the file
+  // stored element type: float32, float64, int32, int64, uint8, uint64, string or other
+  std::string dtype(const std::string& obj) const;
 
   // datasets (row-major; dims may be empty for a scalar)
   void write(const std::string& obj, const float* data, const std::vector<int64_t>& dims);
@@ -56,6 +62,9 @@ class H5File {
   double attr_double(const std::string& group, const std::string& name) const;
 
   void flush();
+  // Mode::memory only: closes the file and writes its bytes to `dest` (created or truncated, fsync'ed).
+  // Throws IoError naming dest and the errno text (e.g. "No space left on device").
+  void close_into(const std::string& dest);
 
  private:
   std::string path_;
