@@ -23,7 +23,7 @@ prefix=$(WAVRES_KOKKOS=3.4 bash cmake/setup-deps.sh openmp)
 # configure [PRESET [CMAKE ARGS]]: openmp and asan use $prefix; openmp-k46 Kokkos 4.6.01 from setup-deps.
 configure() {
   local preset=${1:-openmp} p=$prefix
-  [ "$preset" != openmp-k46 ] || p=$(Kokkos_ROOT= WAVRES_KOKKOS=4.6 bash cmake/setup-deps.sh openmp)
+  [ "$preset" != openmp-k46 ] || p=$(Kokkos_ROOT='' WAVRES_KOKKOS=4.6 bash cmake/setup-deps.sh openmp)
   cmake --preset "$preset" -DCMAKE_PREFIX_PATH="$p" "${@:2}" >/dev/null
 }
 have_nvcc() { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; }
@@ -35,11 +35,11 @@ configure_cuda() {
   local cprefix preset=cuda
   case ${WAVRES_KOKKOS:-4.6} in
     4.6) ;;
-    3.4) preset=cuda-k34 ;;
+    3.4) preset='cuda-k34' ;;
     *) echo "wavres.sh: WAVRES_KOKKOS must be 4.6 or 3.4, got '$WAVRES_KOKKOS'" >&2; exit 2 ;;
   esac
   if [ -n "${Kokkos_CUDA_ROOT:-}" ]; then cprefix=$Kokkos_CUDA_ROOT
-  else cprefix=$(Kokkos_ROOT= WAVRES_KOKKOS=${WAVRES_KOKKOS:-4.6} bash cmake/setup-deps.sh cuda)
+  else cprefix=$(Kokkos_ROOT='' WAVRES_KOKKOS=${WAVRES_KOKKOS:-4.6} bash cmake/setup-deps.sh cuda)
   fi
   local cxx=${WAVRES_CUDA_CXX:-$cprefix/bin/nvcc_wrapper}
   [ -x "$cxx" ] || { echo "wavres.sh: $cxx not found (set WAVRES_CUDA_CXX to Kokkos' nvcc_wrapper)" >&2; exit 2; }
