@@ -81,6 +81,11 @@ case $cmd in
       *) echo "wavres.sh: WAVRES_K46 must be on or off" >&2; exit 2 ;;
     esac
     if [ $cuda = 1 ]; then
+      # Kokkos 3.4.01's CUDA build stays compiled, as the alternative to compare with: test_backends holds every
+      # variant's kernels (build/cuda-k34).
+      WAVRES_KOKKOS=3.4 configure_cuda -DWAVRES_BUILD_PERF=OFF -DWAVRES_BUILD_EXPERIMENTS=OFF
+      echo "wavres.sh: compiling test_backends against Kokkos 3.4.01 for CUDA ($cuda_dir)" >&2
+      cmake --build "$cuda_dir" -j "$jobs" --target test_backends
       # Compile-only (CI has no GPU): the library, the tools, one experiment per variant and every test program.
       configure_cuda -DWAVRES_BUILD_PERF=OFF \
         "-DWAVRES_EXPERIMENTS=exp_prenorm_l12_text8;exp_full_l12_text8;exp_block_l12_text8;exp_wav_l12_text8"
