@@ -4,8 +4,10 @@
 #                           minutes (progress bar, validation loss, checkpoint in runs/demo)
 #   cmake/wavres.sh test    install what is missing, build everything, run the whole test suite (ctest), then the
 #                           fuzz test under ASan/UBSan (the `asan` preset)
-#   cmake/wavres.sh test    ... and, where the CUDA toolkit is installed, compile the library, one experiment per
-#                           variant and the tests for CUDA (the `cuda` preset; compiled, not run: no GPU needed)
+#   cmake/wavres.sh test    ... then the same suite against Kokkos 4.6.01 (the `openmp-k46` preset, WAVRES_K46),
+#                           and, where the CUDA toolkit is installed, compile the library, one experiment per
+#                           variant and the tests for CUDA (the `cuda` preset, Kokkos 4.6.01; compiled, not run: no
+#                           GPU needed) and test_backends against Kokkos 3.4.01 (the `cuda-k34` preset)
 #   cmake/wavres.sh build   install what is missing and build everything
 #   cmake/wavres.sh build-cuda   build everything for CUDA into build/cuda (WAVRES_CUDA_ARCH, default sm_90)
 # Kokkos and Kokkos Kernels are built once into ~/.cache/wavres (WAVRES_DEPS) and reused.
