@@ -4,8 +4,12 @@
 #                           minutes (progress bar, validation loss, checkpoint in runs/demo)
 #   cmake/wavres.sh test    install what is missing, build everything, run the whole test suite (ctest), then the
 #                           fuzz test under ASan/UBSan (the `asan` preset)
-#   cmake/wavres.sh test    ... and, where the CUDA toolkit is installed, compile the library, one experiment per
-#                           variant and the tests for CUDA (the `cuda` preset; compiled, not run: no GPU needed)
+#   cmake/wavres.sh test    ... and, where the CUDA toolkit is installed, the CUDA build as the GPU kit (the `cuda`
+#                           preset, Kokkos 4.6.01; compiled, not run: no GPU needed): the kit's executables and
+#                           every test program, then the kit's rehearsal (ctest gpu_kit_rehearsal); then the second
+#                           configuration, `openmp-device`: Kokkos 4.6.01, the device-shaped kernel bodies on
+#                           OpenMP (Serial keeps the host bodies), the kernel tests and the l4 conformance dumps,
+#                           the kernel tests again with 16 threads (WAVRES_K46=off skips it)
 #   cmake/wavres.sh build   install what is missing and build everything
 #   cmake/wavres.sh build-cuda   build everything for CUDA into build/cuda (WAVRES_CUDA_ARCH, default sm_90)
 #   cmake/wavres.sh gpu-kit      build gpu-kit/: the CUDA executables, their libraries, reference dumps, data and
@@ -13,24 +17,40 @@
 # Kokkos and Kokkos Kernels are built once into ~/.cache/wavres (WAVRES_DEPS) and reused.
 # WAVRES_CUDA=auto|on|off: whether `test` compiles the CUDA build (auto: when nvcc is found; CI sets on, so a
 # missing toolkit fails instead of skipping the check).
+# WAVRES_K46=on|off: whether `test` also builds and tests the openmp-device configuration (Kokkos 4.6.01).
+# WAVRES_KOKKOS=4.6|3.4: the Kokkos of build-cuda (default 4.6, build/cuda; 3.4 builds build/cuda-k34).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-demo}
 jobs=${WAVRES_JOBS:-$(nproc)}
-prefix=$(bash cmake/setup-deps.sh openmp)  # prints the Kokkos prefix (honours WAVRES_DEPS and Kokkos_ROOT)
-configure() { cmake --preset "${1:-openmp}" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null; }
+# The Kokkos prefix of build/openmp and build/asan: 3.4.01 (WAVRES_KOKKOS is for build-cuda; `test` adds 4.6 itself).
+# setup-deps prints it and honours WAVRES_DEPS and Kokkos_ROOT.
+prefix=$(WAVRES_KOKKOS=3.4 bash cmake/setup-deps.sh openmp)
+# configure [PRESET [CMAKE ARGS]]: openmp and asan use $prefix; openmp-k46 Kokkos 4.6.01 from setup-deps.
+configure() {
+  local preset=${1:-openmp} p=$prefix
+  case $preset in openmp-k46 | openmp-device) p=$(Kokkos_ROOT='' WAVRES_KOKKOS=4.6 bash cmake/setup-deps.sh openmp) ;; esac
+  cmake --preset "$preset" -DCMAKE_PREFIX_PATH="$p" "${@:2}" >/dev/null
+}
 have_nvcc() { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; }
-# The CUDA build: Kokkos from `setup-deps.sh cuda` (or Kokkos_CUDA_ROOT, a user's own Kokkos >= 3.4 with CUDA and
-# CUDA_LAMBDA), compiled through its nvcc_wrapper. Extra arguments go to CMake.
+# The CUDA build: Kokkos from `setup-deps.sh cuda` (4.6.01 unless WAVRES_KOKKOS=3.4; or Kokkos_CUDA_ROOT, a user's
+# own Kokkos >= 3.4 with CUDA and CUDA_LAMBDA), compiled through its nvcc_wrapper, into $cuda_dir (build/cuda, or
+# build/cuda-k34 for 3.4). Extra arguments go to CMake.
 configure_cuda() {
   command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
-  local cprefix
+  local cprefix preset=cuda
+  case ${WAVRES_KOKKOS:-4.6} in
+    4.6) ;;
+    3.4) preset='cuda-k34' ;;
+    *) echo "wavres.sh: WAVRES_KOKKOS must be 4.6 or 3.4, got '$WAVRES_KOKKOS'" >&2; exit 2 ;;
+  esac
   if [ -n "${Kokkos_CUDA_ROOT:-}" ]; then cprefix=$Kokkos_CUDA_ROOT
-  else cprefix=$(Kokkos_ROOT= bash cmake/setup-deps.sh cuda)
+  else cprefix=$(Kokkos_ROOT='' WAVRES_KOKKOS=${WAVRES_KOKKOS:-4.6} bash cmake/setup-deps.sh cuda)
   fi
   local cxx=${WAVRES_CUDA_CXX:-$cprefix/bin/nvcc_wrapper}
   [ -x "$cxx" ] || { echo "wavres.sh: $cxx not found (set WAVRES_CUDA_CXX to Kokkos' nvcc_wrapper)" >&2; exit 2; }
-  cmake --preset cuda -DCMAKE_PREFIX_PATH="$cprefix" -DCMAKE_CXX_COMPILER="$cxx" "$@" >/dev/null
+  cmake --preset $preset -DCMAKE_PREFIX_PATH="$cprefix" -DCMAKE_CXX_COMPILER="$cxx" "$@" >/dev/null
+  cuda_dir=build/$preset
 }
 case $cmd in
   demo)
@@ -61,17 +81,24 @@ case $cmd in
     fi
     ctest --preset asan
     ctest --preset openmp
-    # The device-shaped kernel bodies on OpenMP (Serial keeps the host bodies): the same tests, and the kernel
-    # tests again with 16 threads on 2 cores (oversubscribed: exposes races that two threads hide).
-    configure openmp-device
-    cmake --build build/openmp-device -j "$jobs"
-    ctest --preset openmp-device ;;
+    case ${WAVRES_K46:-on} in
+      on)
+        # The second configuration, two checks in one build: Kokkos 4.6.01 + Kokkos Kernels 4.6.02 (what Spack and
+        # cluster modules ship) and the device-shaped kernel bodies on OpenMP, against the host bodies on Serial
+        # (test_backends) and finite differences, also with 16 threads on 2 cores (races two threads hide).
+        echo "wavres.sh: Kokkos 4.6.01, device-shaped bodies on OpenMP (build/openmp-device)" >&2
+        configure openmp-device
+        cmake --build build/openmp-device -j "$jobs"
+        ctest --preset openmp-device ;;
+      off) ;;
+      *) echo "wavres.sh: WAVRES_K46 must be on or off" >&2; exit 2 ;;
+    esac ;;
   build)
     configure
     exec cmake --build build/openmp -j "$jobs" ;;
   build-cuda)
     configure_cuda -DWAVRES_BUILD_PERF=ON -DWAVRES_EXPERIMENTS=
-    exec cmake --build build/cuda -j "$jobs" ;;
+    exec cmake --build "$cuda_dir" -j "$jobs" ;;
   gpu-kit)
     exec bash cmake/gpu-kit.sh ;;
   *) echo "usage: cmake/wavres.sh demo|test|build|build-cuda|gpu-kit" >&2; exit 2 ;;

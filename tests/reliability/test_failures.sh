@@ -33,6 +33,9 @@ expect "unknown command"         2 "unknown command 'fit'"         -- "$P" fit
 expect "missing value"           2 "--lr needs a value"            -- "$P" train --lr
 expect "eval needs a checkpoint" 2 "eval needs --checkpoint"       -- "$P" eval
 expect "batch too large"         2 "GiB are available"             -- "$P" train --batch 60000 --seq-len 4096 --data-dir "$DATA"
+expect "bad gemm precision"      2 "--gemm-precision expects fp32 or tf32" -- "$P" train --gemm-precision bf16
+# TF32 is a cuBLAS mode: a host build refuses it by name instead of training in FP32 under a TF32 label
+expect "tf32 on a host build"    2 "--gemm-precision tf32 needs a CUDA build" -- "$P" train $TINY --steps 1 --gemm-precision tf32 --out "$W/tf32"
 
 # --- data ---------------------------------------------------------------------------------------------------
 mkdir -p "$W/empty" "$W/zero" "$W/short"
