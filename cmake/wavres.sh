@@ -49,7 +49,11 @@ configure_cuda() {
   fi
   local cxx=${WAVRES_CUDA_CXX:-$cprefix/bin/nvcc_wrapper}
   [ -x "$cxx" ] || { echo "wavres.sh: $cxx not found (set WAVRES_CUDA_CXX to Kokkos' nvcc_wrapper)" >&2; exit 2; }
-  cmake --preset $preset -DCMAKE_PREFIX_PATH="$cprefix" -DCMAKE_CXX_COMPILER="$cxx" "$@" >/dev/null
+  # another compiler (Kokkos) in an existing tree: start afresh (CMake would drop the preset's variables)
+  if [ -f build/$preset/CMakeCache.txt ] && ! grep -qxF "CMAKE_CXX_COMPILER:FILEPATH=$cxx" build/$preset/CMakeCache.txt; then
+    rm -rf build/$preset/CMakeCache.txt build/$preset/CMakeFiles
+  fi
+  cmake --preset $preset -DCMAKE_PREFIX_PATH="$cprefix" -DCMAKE_CXX_COMPILER="$cxx" -DWAVRES_EXPECT_CUDA=ON "$@" >/dev/null
   cuda_dir=build/$preset
 }
 case $cmd in

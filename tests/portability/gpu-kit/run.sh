@@ -143,6 +143,10 @@ check_layout() {
 check_ldd() {  # $1: directory of executables
   local bad=0 f m
   for f in "$1"/*; do
+    # every executable but the host tool is a CUDA one: it must load the CUDA runtime
+    if [ "$(basename "$f")" != wavres-compare ] && ! ldd "$f" 2>&1 | grep -q 'libcudart\.so'; then
+      echo "$(basename "$f"): does not load libcudart (not a CUDA build?)"; bad=1
+    fi
     m=$(ldd "$f" 2>&1 | grep 'not found' | awk '{print $1}' | paste -sd' ')
     if ((gpu)); then [ -z "$m" ] || { echo "$(basename "$f"): missing $m"; bad=1; }
     else
