@@ -37,11 +37,12 @@ int row_lanes(int64_t D) {
   return lanes;
 }
 // Threads per team when each thread owns `want` independent items (rows, consumers, chunk slots): all of them
-// on a GPU (within 1024 threads per block), at most the pool size on OpenMP (Kokkos' team_size_max there).
+// on a GPU up to 256 threads per block (a TeamThreadRange loops over the rest; larger blocks can exceed the
+// registers a kernel may use per block), at most the pool size on OpenMP (Kokkos' team_size_max there).
 template <class Exec>
 int team_threads(int want, int lanes) {
   if constexpr (is_gpu_space_v<Exec>) {
-    return std::max(1, std::min(want, 1024 / lanes));
+    return std::max(1, std::min(want, 256 / lanes));
   } else {
     (void)lanes;
     return std::max(1, std::min(want, int(Exec::concurrency())));
