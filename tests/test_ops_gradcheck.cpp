@@ -775,7 +775,14 @@ void expect_same(const std::string& what, const V& dev, const V& host, double to
   for (size_t k = 0; k < dev.span(); ++k)
     err = std::max(err, std::abs(double(dev.data()[k]) - double(host.data()[k])));
   const double scale = max_abs(host);
-  BOOST_TEST_MESSAGE(what << ": max |device - host| = " << err << " (scale " << scale << ")");
+  // FNV-1a of the device result's bytes: runs at different OMP_NUM_THREADS must print the same digests (the
+  // device bodies' sums have an order fixed by the shapes, not by the team size)
+  uint64_t digest = 1469598103934665603ull;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(dev.data());
+  for (size_t k = 0; k < dev.span() * sizeof(*dev.data()); ++k)
+    digest = (digest ^ bytes[k]) * 1099511628211ull;
+  BOOST_TEST_MESSAGE(what << ": max |device - host| = " << err << " (scale " << scale << "), device digest "
+                          << std::hex << digest << std::dec);
   BOOST_TEST(err <= tol * scale,
              what << ": device body differs from host body by " << err << " (scale " << scale << ")");
   BOOST_TEST(scale > 1e-6, what << ": compared tensor is (nearly) zero, the check would be vacuous");
