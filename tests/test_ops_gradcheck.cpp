@@ -18,6 +18,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 #include "wavres/core/types.hpp"
 #include "wavres/data/corpus.hpp"
@@ -31,6 +32,7 @@
 #include "wavres/optim/schedule.hpp"
 #include "wavres/routing/accumulate.hpp"
 #include "wavres/routing/mixer.hpp"
+#include "wavres/routing/two_phase.hpp"
 
 using namespace wavres;
 
@@ -584,9 +586,9 @@ void mixer_case(bool with_beta, int N, uint64_t seed) {
                                alpha, bank, rinv, src, c1(w), c1(g));
   const auto gbank = minus(dbank, dbank0), gw = minus(dw, dw0), gg = minus(dg, dg0),
              gbeta = minus(dbeta, dbeta0);
-  // all source entries at small N; at large N a sample (stride 7 is coprime to D and N, so it visits every
-  // slot, row and feature)
-  check_fd(tag + " d(sources)", bank.data(), bank.span(), gbank.data(), loss, N > 64 ? 7 : 1);
+  // all source entries at small N; at large N a sample (strides 7 and 97 are coprime to D and N, so they
+  // visit every slot and feature and rows in every chunk)
+  check_fd(tag + " d(sources)", bank.data(), bank.span(), gbank.data(), loss, N > 1000 ? 97 : N > 64 ? 7 : 1);
   // slots 2 and 6 are not sources of this consumer: their gradient must be exactly zero
   for (int i = 0; i < N; ++i)
     for (int d = 0; d < D; ++d) {
@@ -608,6 +610,8 @@ BOOST_AUTO_TEST_CASE(mixer) {
   mixer_case(true, 6, 707);
   mixer_case(false, 6, 708);
   mixer_case(true, 150, 709);  // more rows than kRowChunks: chunks of 2 and 3 rows in the column reductions
+  // ≥ 4 rows per chunk at the device's 1024 chunks, uneven chunks: the device body's slot path (4 slots)
+  mixer_case(true, 4 * 1024 + 37, 710);
 }
 
 // At w = 0 the mix is the uniform average of the sources (spec §2, "at init").
@@ -745,6 +749,287 @@ BOOST_AUTO_TEST_CASE(wav_details) {
   block_case(4, true, 810);
   block_case(8, true, 811);
   block_case(6, true, 812);  // S % 4 != 0 is allowed (the bases are then not orthogonal)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+namespace {
+// Device-shaped routing bodies against the host bodies, both called directly (device:: and host::) on the
+// default host space, so that every build checks them, not only WAVRES_DEVICE_KERNELS. The shapes take the
+// production paths: N = 4·1024 + 37 rows (≥ 4 rows per chunk at 1024 chunks, chunks of uneven size, 4 slots
+// per chunk team), D = 20 and 64 (a multiple of 16 and not), a WAV-like block of S = 4 consumers with
+// nc = 4 completed sources of all three kinds, running partials and detail biases.
+// The bodies differ only in summation order and in the forward's online softmax (rescaled sums), so they
+// agree to a few ulps of each tensor's scale times the depth of the sums: normwise
+// max|dev − host| ≤ tol·max|host| with tol = 1e-12 in double (measured ≤ 2.5e-15: 400x margin) and 2e-5 in
+// float (measured ≤ 1.2e-6: 17x margin). A wrong term (a dropped coefficient, a row or chunk skipped, a
+// missing rescale) is off by ≥ 1e-1 of the scale (seen: five such faults each fail here).
+template <class V>
+double max_abs(const V& v) {
+  double m = 0;
+  for (size_t k = 0; k < v.span(); ++k) m = std::max(m, std::abs(double(v.data()[k])));
+  return m;
+}
+template <class V>
+void expect_same(const std::string& what, const V& dev, const V& host, double tol) {
+  double err = 0;
+  for (size_t k = 0; k < dev.span(); ++k)
+    err = std::max(err, std::abs(double(dev.data()[k]) - double(host.data()[k])));
+  const double scale = max_abs(host);
+  // FNV-1a of the device result's bytes: runs at different OMP_NUM_THREADS must print the same digests (the
+  // device bodies' sums have an order fixed by the shapes, not by the team size)
+  uint64_t digest = 1469598103934665603ull;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(dev.data());
+  for (size_t k = 0; k < dev.span() * sizeof(*dev.data()); ++k)
+    digest = (digest ^ bytes[k]) * 1099511628211ull;
+  BOOST_TEST_MESSAGE(what << ": max |device - host| = " << err << " (scale " << scale << "), device digest "
+                          << std::hex << digest << std::dec);
+  BOOST_TEST(err <= tol * scale,
+             what << ": device body differs from host body by " << err << " (scale " << scale << ")");
+  BOOST_TEST(scale > 1e-6, what << ": compared tensor is (nearly) zero, the check would be vacuous");
+}
+template <class V>
+V clone(const V& v) {
+  V c(v.label() + "_copy", v.layout());
+  Kokkos::deep_copy(c, v);
+  return c;
+}
+
+template <class R>
+void routing_bodies_case(int D, double tol) {
+  using U1 = View1<R, Host>;
+  using U2 = View2<R, Host>;
+  using U3 = View3<R, Host>;
+  using CU2 = View2<const R, Host>;
+  using CU3 = View3<const R, Host>;
+  using UM = Mat<R, Host>;
+  using CUM = Mat<const R, Host>;
+  using UV = Vec<R, Host>;
+  using CUV = Vec<const R, Host>;
+  const std::string tag =
+      std::string(std::is_same_v<R, double> ? "double" : "float") + " D" + std::to_string(D);
+  constexpr int C = row_chunks_v<Host>;
+  const int64_t N = 4 * 1024 + 37;
+  const int S = 4, nc = 4, NS = 12, E = S * (nc + 1);
+  Rng rng(4242 + D);
+  auto fill = [&](auto v, double std, double mean = 0.0) {
+    for (size_t k = 0; k < v.span(); ++k) v.data()[k] = R(mean + std * rng.normal());
+  };
+  // source table: consumer p (entries p·(nc+1) ..) reads C_n = {b0, b1, π̃1, σ̃1} and its running partial
+  const int comp_slots[nc] = {0, 4, 9, 10}, comp_kinds[nc] = {0, 0, 1, 2};
+  View1<int, Host> slot("slot", E), kind("kind", E), starts("starts", S);
+  for (int p = 0; p < S; ++p) {
+    starts(p) = p * (nc + 1);
+    for (int j = 0; j < nc; ++j)
+      slot(p * (nc + 1) + j) = comp_slots[j], kind(p * (nc + 1) + j) = comp_kinds[j];
+    slot(p * (nc + 1) + nc) = 4 + p, kind(p * (nc + 1) + nc) = 0;  // b_2^p (slot 4 at p = 0: unused)
+  }
+  U3 bank("bank", NS, N, D);
+  fill(bank, 1.0);
+  U2 rinv("rinv", NS, N), rinv_d("rinv_d", NS, N);
+  for (int s = 0; s < NS; ++s) {
+    host::source_rinv<R, Host>(rinv, bank, s);
+    device::source_rinv<R, Host>(rinv_d, bank, s);
+  }
+  expect_same(tag + " source_rinv", rinv_d, rinv, tol);
+  U2 qhat("qhat", S, D), w("w", S, D), g("g", S, D), beta("beta", S, 2);
+  fill(w, 0.5), fill(g, 0.3, 1.0), fill(beta, 0.5);
+  for (int p = 0; p < S; ++p)
+    for (int d = 0; d < D; ++d) qhat(p, d) = w(p, d) * g(p, d);
+  auto crow = [&](const U2& v, int p) { return CUV(&v(p, 0), v.extent(1)); };
+  auto rrow = [&](const U2& v, int p) { return UV(&v(p, 0), v.extent(1)); };
+
+  // mixer forward and backward, consumer p = 3 with all its sources (FirstWrite none / last / all)
+  const int cp3 = 3;
+  MixerSources<Host> src{slot, kind, cp3 * (nc + 1), nc + 1};
+  U2 h("h", N, D), alpha("alpha", E, N);
+  fill(alpha, 1.0);
+  U2 h_d = clone(h), alpha_d = clone(alpha);
+  const MixerForwardArgs<R, Host> fwd{UM(h.data(), N, D), alpha,        bank,           rinv, src,
+                                      crow(w, cp3),       crow(g, cp3), crow(beta, cp3)};
+  auto fwd_d = fwd;
+  fwd_d.h = UM(h_d.data(), N, D), fwd_d.alpha = alpha_d;
+  host::mixer_forward(fwd);
+  device::mixer_forward(fwd_d);
+  expect_same(tag + " mixer_forward h", h_d, h, tol);
+  expect_same(tag + " mixer_forward alpha", alpha_d, alpha, tol);
+  for (FirstWrite first : {FirstWrite::none, FirstWrite::last, FirstWrite::all}) {
+    const std::string t = tag + " mixer_backward(first " + std::to_string(int(first)) + ")";
+    U3 dbank("dbank", NS, N, D);
+    U2 G("G", N, D), dgr("dgrads", 3, D);  // rows: dw, dg, dbeta (first two entries)
+    fill(dbank, 1.0), fill(G, 1.0), fill(dgr, 1.0);
+    U3 dbank_d = clone(dbank);
+    U2 dgr_d = clone(dgr);
+    U2 rp("r_part", C, D), kp("k_part", C, 2), rp_d("r_part_d", C, D), kp_d("k_part_d", C, 2);
+    MixerBackwardArgs<R, Host> b{dbank,
+                                 {rrow(dgr, 0), rrow(dgr, 1), UV(&dgr(2, 0), 2)},
+                                 rp,
+                                 kp,
+                                 CUM(G.data(), N, D),
+                                 CUM(h.data(), N, D),
+                                 alpha,
+                                 bank,
+                                 rinv,
+                                 src,
+                                 crow(w, cp3),
+                                 crow(g, cp3),
+                                 first};
+    auto b_d = b;
+    b_d.dbank = dbank_d, b_d.grads = {rrow(dgr_d, 0), rrow(dgr_d, 1), UV(&dgr_d(2, 0), 2)}, b_d.r_part = rp_d,
+    b_d.k_part = kp_d;
+    host::mixer_backward(b);
+    device::mixer_backward(b_d);
+    expect_same(t + " dbank", dbank_d, dbank, tol);
+    expect_same(t + " dw, dg, dbeta", dgr_d, dgr, tol);
+  }
+
+  // phase 1 and the merge of every block position
+  U3 apart("apart", S, N, D);
+  U2 mpart("mpart", S, N), lpart("lpart", S, N);
+  U3 apart_d = clone(apart);
+  U2 mpart_d = clone(mpart), lpart_d = clone(lpart), alpha2 = clone(alpha), alpha2_d = clone(alpha);
+  const BlockSources<Host> bsrc{slot, kind, starts, 0, S, nc};
+  host::mixer_block_phase1(MixerBlockPhase1Args<R, Host>{
+      {apart, mpart, lpart}, alpha2, bank, rinv, bsrc, CUM(qhat.data(), S, D), CUM(beta.data(), S, 2)});
+  device::mixer_block_phase1(MixerBlockPhase1Args<R, Host>{{apart_d, mpart_d, lpart_d},
+                                                           alpha2_d,
+                                                           bank,
+                                                           rinv,
+                                                           bsrc,
+                                                           CUM(qhat.data(), S, D),
+                                                           CUM(beta.data(), S, 2)});
+  expect_same(tag + " phase1 a_p", apart_d, apart, tol);
+  expect_same(tag + " phase1 m_p", mpart_d, mpart, tol);
+  expect_same(tag + " phase1 l_p", lpart_d, lpart, tol);
+  expect_same(tag + " phase1 alpha", alpha2_d, alpha2, tol);
+  U3 hs("hs", S, N, D), hs_d("hs_d", S, N, D);
+  for (int p = 0; p < S; ++p) {
+    const int pslot = p >= 1 ? 4 + p : -1;
+    auto hp = UM(&hs(p, 0, 0), N, D), hp_d = UM(&hs_d(p, 0, 0), N, D);
+    host::mixer_block_merge(MixerBlockMergeArgs<R, Host>{
+        hp, alpha2, bank, rinv, {apart, mpart, lpart}, CUM(qhat.data(), S, D), p, p * (nc + 1), nc, pslot});
+    device::mixer_block_merge(MixerBlockMergeArgs<R, Host>{hp_d,
+                                                           alpha2_d,
+                                                           bank,
+                                                           rinv,
+                                                           {apart_d, mpart_d, lpart_d},
+                                                           CUM(qhat.data(), S, D),
+                                                           p,
+                                                           p * (nc + 1),
+                                                           nc,
+                                                           pslot});
+  }
+  expect_same(tag + " merge h", hs_d, hs, tol);
+  expect_same(tag + " merge alpha", alpha2_d, alpha2, tol);
+
+  // running-partial backward (WAV: tp = −2 with and without the split term, Block: no details), then the
+  // completed sources' backward from all S consumers
+  U2 kappa("kappa", 2, N);
+  fill(kappa, 0.2, 1.0);
+  U3 gsave("gsave", S, N, D), dbank("dbank", NS, N, D);
+  fill(gsave, 1.0), fill(dbank, 1.0);
+  for (int p = 1; p < S; ++p)
+    for (bool wav : {true, false}) {
+      const std::string t = tag + " partial_backward p" + std::to_string(p) + (wav ? " wav" : " block");
+      U2 dy("dy", N, D), dgr("dgrads", 2, D);
+      fill(dy, 1.0), fill(dgr, 1.0);
+      U2 dy_d = clone(dy), dgr_d = clone(dgr), rp("r_part", C, D), rp_d("r_part_d", C, D);
+      const R ts = p == 2 ? R(2) : R(0);  // the split sign changes once per block
+      MixerBlockPartialBackwardArgs<R, Host> b{UM(dy.data(), N, D),
+                                               {rrow(dgr, 0), rrow(dgr, 1), {}},
+                                               rp,
+                                               CUM(&gsave(p, 0, 0), N, D),
+                                               CUM(&hs(p, 0, 0), N, D),
+                                               alpha2,
+                                               p * (nc + 1) + nc,
+                                               bank,
+                                               rinv,
+                                               4 + p,
+                                               crow(w, p),
+                                               crow(g, p),
+                                               dbank,
+                                               {wav ? 9 : -1, wav ? 10 : -1, CUM(kappa.data(), 2, N)},
+                                               R(-2),
+                                               ts};
+      auto b_d = b;
+      b_d.dy = UM(dy_d.data(), N, D), b_d.grads = {rrow(dgr_d, 0), rrow(dgr_d, 1), {}}, b_d.r_part = rp_d;
+      host::mixer_block_partial_backward(b);
+      device::mixer_block_partial_backward(b_d);
+      expect_same(t + " dy", dy_d, dy, tol);
+      expect_same(t + " dw, dg", dgr_d, dgr, tol);
+    }
+  {
+    U3 dbank_d = clone(dbank);
+    U2 dW("dW", S, D), dG("dG", S, D), dbeta("dbeta", S, 2);
+    fill(dW, 1.0), fill(dG, 1.0), fill(dbeta, 1.0);
+    U2 dW_d = clone(dW), dG_d = clone(dG), dbeta_d = clone(dbeta);
+    U3 rp("r_part", C, S, D), kp("k_part", C, S, 2), rp_d("r_part_d", C, S, D), kp_d("k_part_d", C, S, 2);
+    MixerBlockBackwardArgs<R, Host> b{dbank,
+                                      {UM(dW.data(), S, D), UM(dG.data(), S, D), UM(dbeta.data(), S, 2)},
+                                      rp,
+                                      kp,
+                                      gsave,
+                                      hs,
+                                      alpha2,
+                                      bank,
+                                      rinv,
+                                      bsrc,
+                                      CUM(qhat.data(), S, D),
+                                      CUM(w.data(), S, D),
+                                      CUM(g.data(), S, D)};
+    auto b_d = b;
+    b_d.dbank = dbank_d, b_d.r_part = rp_d, b_d.k_part = kp_d;
+    b_d.grads = {UM(dW_d.data(), S, D), UM(dG_d.data(), S, D), UM(dbeta_d.data(), S, 2)};
+    host::mixer_block_backward_completed(b);
+    device::mixer_block_backward_completed(b_d);
+    expect_same(tag + " completed_backward dbank", dbank_d, dbank, tol);
+    expect_same(tag + " completed_backward dW", dW_d, dW, tol);
+    expect_same(tag + " completed_backward dG", dG_d, dG, tol);
+    expect_same(tag + " completed_backward dbeta", dbeta_d, dbeta, tol);
+  }
+
+  // accumulation: b^1..b^S into slots 5..8 from updates, WAV details of the block into slots 9, 10
+  U3 ys("ys", S, N, D);
+  fill(ys, 1.0);
+  U3 bank_d = clone(bank);
+  U2 rinv2 = clone(rinv), rinv2_d = clone(rinv), kap = clone(kappa), kap_d = clone(kappa);
+  for (int i = 1; i <= S; ++i) {
+    host::block_accumulate_forward<R, Host>(bank, rinv2, 4 + i, i == 1 ? -1 : 3 + i,
+                                            CUM(&ys(i - 1, 0, 0), N, D));
+    device::block_accumulate_forward<R, Host>(bank_d, rinv2_d, 4 + i, i == 1 ? -1 : 3 + i,
+                                              CUM(&ys(i - 1, 0, 0), N, D));
+  }
+  for (bool frozen : {false, true}) {
+    host::wav_details_forward<R, Host>(bank, rinv2, UM(kap.data(), 2, N), 5, S, 9, 10, frozen);
+    device::wav_details_forward<R, Host>(bank_d, rinv2_d, UM(kap_d.data(), 2, N), 5, S, 9, 10, frozen);
+    expect_same(tag + " accumulate + wav_details bank" + (frozen ? " (frozen)" : ""), bank_d, bank, tol);
+    expect_same(tag + " accumulate + wav_details rinv" + (frozen ? " (frozen)" : ""), rinv2_d, rinv2, tol);
+    expect_same(tag + " wav_details kappa" + (frozen ? " (frozen)" : ""), kap_d, kap, tol);
+  }
+  for (bool wav : {true, false}) {
+    const std::string t = tag + (wav ? " wav" : " block");
+    const DetailGrads<R, Host> det{wav ? 9 : -1, wav ? 10 : -1, CUM(kap.data(), 2, N)};
+    U2 dy("dy", N, D), acc("acc", N, D);
+    fill(dy, 1.0), fill(acc, 1.0);
+    U2 dy_d = clone(dy), acc_d = clone(acc);
+    for (int i = S; i >= 1; --i) {
+      host::block_accumulate_backward<R, Host>(UM(dy.data(), N, D), UM(acc.data(), N, D), dbank, 4 + i,
+                                               i == S, det, R(phase_sign(i)), R(split_sign(i, S)));
+      device::block_accumulate_backward<R, Host>(UM(dy_d.data(), N, D), UM(acc_d.data(), N, D), dbank, 4 + i,
+                                                 i == S, det, R(phase_sign(i)), R(split_sign(i, S)));
+    }
+    expect_same(t + " block_accumulate_backward acc", acc_d, acc, tol);
+    if (wav) expect_same(t + " block_accumulate_backward dy", dy_d, dy, tol);
+    host::block_last_update_backward<R, Host>(UM(dy.data(), N, D), dbank, 8, det, R(-1), R(-1));
+    device::block_last_update_backward<R, Host>(UM(dy_d.data(), N, D), dbank, 8, det, R(-1), R(-1));
+    expect_same(t + " block_last_update_backward", dy_d, dy, tol);
+  }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(routing_device_bodies_match_host_bodies) {
+  routing_bodies_case<double>(20, 1e-12);
+  routing_bodies_case<double>(64, 1e-12);
+  routing_bodies_case<float>(64, 2e-5);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
