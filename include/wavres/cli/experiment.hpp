@@ -15,6 +15,7 @@
 #include "wavres/cli/blas_env.hpp"
 #include "wavres/cli/options.hpp"
 #include "wavres/cli/progress.hpp"
+#include "wavres/cli/sample.hpp"
 #include "wavres/data/corpus.hpp"
 #include "wavres/io/checkpoint.hpp"
 #include "wavres/model/model.hpp"
@@ -143,6 +144,7 @@ class Experiment {
   int run() {
     if (o_.command == "train") return train();
     if (o_.command == "eval") return eval();
+    if (o_.command == "sample") return sample_command<Spec, Exec>(o_, name_, dataset_);
     return dump();
   }
 
@@ -302,6 +304,7 @@ class Experiment {
     };
 
     ProgressBar bar(st.total_steps - st.step);
+    std::unique_ptr<Decoder<Spec, float, Exec>> sampler;  // --sample-every, made at its first use
     const auto t0 = chr::steady_clock::now();
     double last_val = NAN, ema_loss = NAN;
     int64_t steps_this_run = 0;
@@ -337,6 +340,11 @@ class Experiment {
         last_val = evaluate(model, corpus, val_off, tokens, tokens_h);
         bar.message("step " + std::to_string(st.step) + ": train " + fmt(loss) + ", val " + fmt(last_val) +
                     " nats (" + fmt(last_val / std::log(2.0)) + " bits/char)");
+      }
+      if (o_.sample_every > 0 && st.step % o_.sample_every == 0) {
+        if (!sampler) sampler = std::make_unique<Decoder<Spec, float, Exec>>(d);
+        bar.message("step " + std::to_string(st.step) + " sample: " +
+                    training_sample(*sampler, model.params(), corpus.vocab(), st.seed + uint64_t(st.step)));
       }
       log << st.step << "," << st.tokens_seen << "," << fmt(loss, 6) << ","
           << (do_eval ? fmt(last_val, 6) : "") << "," << lr << "," << fmt(tps, 1) << "," << fmt(gnorm, 5)
