@@ -44,7 +44,7 @@ std::vector<int32_t> random_ids(int n, int V, uint64_t seed) {
 template <class M>
 std::vector<double> full_logits(M& m, const std::vector<int32_t>& w, int row) {
   const Dims& d = m.dims();
-  View2<int32_t, Dev> tok("tokens", 1, d.T + 1);
+  View2<int32_t, typename M::exec> tok("tokens", 1, d.T + 1);
   auto th = Kokkos::create_mirror_view(tok);
   for (int s = 0; s <= d.T; ++s) th(0, s) = s < int(w.size()) ? w[size_t(s)] : 0;
   Kokkos::deep_copy(tok, th);
@@ -58,12 +58,12 @@ std::vector<double> full_logits(M& m, const std::vector<int32_t>& w, int row) {
 // Feeds n tokens one at a time (from a one-token prompt) and compares every position's logits with the full
 // forward over the window the decoder holds (tracked here independently: a full window keeps its last
 // `keep`).
-template <class Spec, class R>
+template <class Spec, class R, class Exec = Dev>
 void incremental_equals_full(double tol, int keep) {
   const Dims d = decode_dims();
-  Model<Spec, R, Dev> ref(d);
+  Model<Spec, R, Exec> ref(d);
   strong_params(ref, 5);
-  Decoder<Spec, R, Dev> dec(d);
+  Decoder<Spec, R, Exec> dec(d);
   Kokkos::deep_copy(dec.params(), ref.params());
   dec.set_keep(keep);
   const int n = 3 * d.T + 2;
@@ -80,9 +80,9 @@ void incremental_equals_full(double tol, int keep) {
       scale = std::max(scale, std::abs(zr[size_t(v)]));
     }
   }
-  BOOST_TEST_MESSAGE(Spec::name() << (sizeof(R) == 8 ? " double" : " float") << " keep " << keep
-                                  << ": max |incremental - full| = " << worst << " (logits up to " << scale
-                                  << ", " << dec.slides() << " slides)");
+  BOOST_TEST_MESSAGE(Spec::name() << " " << Exec::name() << (sizeof(R) == 8 ? " double" : " float")
+                                  << " keep " << keep << ": max |incremental - full| = " << worst
+                                  << " (logits up to " << scale << ", " << dec.slides() << " slides)");
   BOOST_TEST(scale > 0.3);  // the logits are O(1): the tolerance is relative to a real scale
   BOOST_TEST(dec.slides() >= 2);
   BOOST_TEST(worst <= tol);
@@ -115,6 +115,12 @@ BOOST_AUTO_TEST_CASE(block_attnres) {
 }
 BOOST_AUTO_TEST_CASE(wav_v1) {
   all_cases<Wav>();
+}
+// The decoder's kernels (attention_decode's TeamPolicy among them) on the other backend the tests build for
+// (the default one above is OpenMP, or CUDA in a CUDA build).
+BOOST_AUTO_TEST_CASE(wav_v1_serial) {
+  incremental_equals_full<Wav, double, Kokkos::Serial>(1e-10, 3);
+  incremental_equals_full<Wav, float, Kokkos::Serial>(1e-5, decode_dims().T - 1);
 }
 BOOST_AUTO_TEST_SUITE_END()
 

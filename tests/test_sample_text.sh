@@ -5,7 +5,7 @@
 #    (measured: 0.166-0.177 against 0.174) and total variation distance at most 0.10 (measured 0.03-0.04);
 #  - the same check fails for a model trained for one step (uniform-ish output: spaces 0.037, TV 0.38), so it
 #    measures learning, not formatting;
-#  - seeded runs repeat exactly, --no-cache writes what the cache writes, --routing-out holds one row of mixer
+#  - train --sample-every prints its samples; seeded runs repeat exactly, --no-cache writes what the cache writes, --routing-out holds one row of mixer
 #    weights per generated token that sums to 1 and plot_routing.py draws it, bad prompts are refused.
 #   WAVRES_BUILD=build/openmp WAVRES_SHARED_DATA=../shared/data tests/test_sample_text.sh
 set -u
@@ -41,9 +41,12 @@ EOF
 for v in prenorm full block wav; do
   E=$B/exp_${v}_l4_text8
   if [ ! -x "$E" ]; then bad "$v: $E is not built"; continue; fi
-  if ! "$E" train $TRAIN --steps 300 --out "$W/$v" >"$W/$v.log" 2>&1; then
+  if ! "$E" train $TRAIN --steps 300 --sample-every 150 --out "$W/$v" >"$W/$v.log" 2>&1; then
     bad "$v: training failed: $(tail -1 "$W/$v.log")"; continue
   fi
+  if [ "$(grep -c '^step [0-9]* sample: ' "$W/$v.log")" = 2 ] && grep -q '^step 300 sample: .\{64\}$' "$W/$v.log"; then
+    ok "$v: --sample-every 150 prints a 64-byte sample at steps 150 and 300"
+  else bad "$v: --sample-every: $(grep sample "$W/$v.log")"; fi
   CK=$W/$v/ckpt_00000300.h5
   "$E" sample --checkpoint "$CK" --tokens 3000 --seed 1 --quiet >"$W/$v.txt" 2>"$W/$v.err" \
     || bad "$v: sample failed: $(cat "$W/$v.err")"
