@@ -126,16 +126,16 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(sampling)
 
-// Temperature 0 = the argmax of the full forward over the window, token after token (3 windows long).
+// Temperature 0 = the argmax of the full forward over the window (the last T tokens), token after token (3
+// windows long); a prompt longer than T starts from its last T tokens.
 template <class Spec>
-void greedy_equals_full_argmax() {
+void greedy_equals_full_argmax(const std::vector<int32_t>& prompt) {
   const Dims d = decode_dims();
   Model<Spec, float, Dev> ref(d);
   strong_params(ref, 11);
   Decoder<Spec, float, Dev> dec(d);
   Kokkos::deep_copy(dec.params(), ref.params());
   Rng rng(1);
-  const std::vector<int32_t> prompt = {3, 1, 4};
   const int n = 3 * d.T;
   const auto got = generate(dec, prompt, n, {0.0, 0}, rng);
   std::vector<int32_t> ctx = prompt;
@@ -153,8 +153,9 @@ void greedy_equals_full_argmax() {
   BOOST_TEST(distinct > 0);  // not one token repeated: the comparison sees changing argmaxes
 }
 BOOST_AUTO_TEST_CASE(temperature_zero_is_argmax_of_full_forward) {
-  greedy_equals_full_argmax<Pre>();
-  greedy_equals_full_argmax<Wav>();
+  greedy_equals_full_argmax<Pre>({3, 1, 4});
+  greedy_equals_full_argmax<Wav>({3, 1, 4});
+  greedy_equals_full_argmax<Wav>(random_ids(2 * decode_dims().T + 3, decode_dims().V, 2));  // longer than T
 }
 
 BOOST_AUTO_TEST_CASE(seeded_runs_repeat_exactly) {
