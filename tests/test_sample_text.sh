@@ -102,6 +102,7 @@ expect "prompt file byte outside the vocabulary" 2 "prompt byte 0x0a at position
 expect "sample needs a checkpoint" 2 "sample needs --checkpoint" -- "$E" sample --tokens 5
 expect "--keep beyond the window" 2 "--keep 40 must be below" -- "$E" sample --checkpoint "$CK" --keep 40
 expect "checkpoint of another variant" 1 "variant is wav_v1" -- "$B/exp_prenorm_l4_text8" sample --checkpoint "$CK"
+expect "--routing-out not writable" 1 "/nonexistent/g.h5: cannot be written" -- "$E" sample --checkpoint "$CK" --routing-out /nonexistent/g.h5
 expect "prenorm has no routing" 2 "prenorm has no routing" -- "$B/exp_prenorm_l4_text8" sample --checkpoint "$W/prenorm/ckpt_00000300.h5" --routing-out "$W/x.h5"
 
 echo "test_sample_text: $pass passed, $fail failed"

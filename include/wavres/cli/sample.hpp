@@ -175,6 +175,11 @@ int sample_command(const Options& o, const std::string& name, const std::string&
   if (want_routing && !Spec::routed)
     throw UsageError("--routing-out: " + std::string(variant_name(Spec::variant)) +
                      " has no routing weights");
+  if (want_routing) {  // fail now, not after the generation
+    const std::string probe = o.routing_out + ".tmp";
+    if (!std::ofstream(probe)) throw IoError(o.routing_out + ": cannot be written");
+    std::remove(probe.c_str());
+  }
   std::cout.write(text.data(), std::streamsize(text.size()));
   std::cout.flush();
   Rng rng(o.seed);
