@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command of the README, on a fresh Debian 12 machine or an old one:
 #   cmake/wavres.sh demo    install what is missing, build, train a 12-layer PreNorm model on text8 for a few
-#                           minutes (progress bar, validation loss, checkpoint in runs/demo)
+#                           minutes (progress bar, validation loss, checkpoint in runs/demo), print a sample
 #   cmake/wavres.sh test    install what is missing, build everything, run the whole test suite (ctest), then the
 #                           fuzz test under ASan/UBSan (the `asan` preset)
 #   cmake/wavres.sh test    ... and, where the CUDA toolkit is installed, the CUDA build as the GPU kit (the `cuda`
@@ -61,8 +61,11 @@ case $cmd in
     bash data/fetch.sh  # the tests read ../shared/data; only the demo needs data/
     configure
     cmake --build build/openmp -j "$jobs" --target exp_prenorm_l12_text8
-    exec ./build/openmp/experiments/exp_prenorm_l12_text8 train --d-model 128 --heads 4 --d-ff 352 --seq-len 128 \
-      --batch 16 --steps 400 --eval-every 100 --checkpoint-every 200 --out runs/demo --overwrite ;;
+    ./build/openmp/experiments/exp_prenorm_l12_text8 train --d-model 128 --heads 4 --d-ff 352 --seq-len 128 \
+      --batch 16 --steps 400 --eval-every 100 --checkpoint-every 200 --out runs/demo --overwrite
+    echo "wavres.sh: 300 characters from runs/demo/ckpt_00000400.h5 (README, \"Generating text\"):" >&2
+    exec ./build/openmp/experiments/exp_prenorm_l12_text8 sample --checkpoint runs/demo/ckpt_00000400.h5 \
+      --prompt "the meaning of " --tokens 300 --temperature 0.8 --seed 1 ;;
   test)
     configure
     cmake --build build/openmp -j "$jobs"

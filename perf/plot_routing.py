@@ -6,6 +6,11 @@
       that consumer, left blank). Column labels are those of the first consumer with the most sources; a
       cell whose own source label differs from its column label (e.g. "partial") is annotated with it.
 
+  plot_routing.py GEN.h5 --over-text [--consumer C] [--max-tokens N] -o OUT.png
+      For the --routing-out file of `exp_... sample`: the mixer weights of consumer C (default: the output
+      mixer, L) over its sources for each generated character (x axis: the characters, as generated). Without
+      --over-text the file draws like a checkpoint, from its /routing/alpha_mean (mean over the tokens).
+
   plot_routing.py --curves RUNDIR [RUNDIR ...] -o OUT.png
       Training and validation loss against tokens from each run directory's log.csv
       (step,tokens,train_loss,val_loss,lr,tokens_per_s,grad_norm; val_loss is empty on most rows).
@@ -69,7 +74,7 @@ def read_routing(path):
         if cfg is None or "format" not in cfg.attrs:
             raise InputError("%s: not a wavres checkpoint or dump (no /config format attribute)" % path)
         fmt = _str(cfg.attrs["format"])
-        if fmt not in ("wavres-checkpoint", "wavres-dump"):
+        if fmt not in ("wavres-checkpoint", "wavres-dump", "wavres-generation"):
             raise InputError("%s: not a wavres checkpoint or dump (/config format is %r)" % (path, fmt))
         meta = {k: _str(cfg.attrs[k]) if k in cfg.attrs else "?"
                 for k in ("variant", "n_layer", "step", "block_sublayers", "d_model", "dataset")}
@@ -157,6 +162,57 @@ def plot_heatmap(path, out):
     sub = "%s  (%s%s)" % (os.path.basename(path), meta["format"],
                           ", loss %.4f nats" % loss if loss is not None else "")
     ax.set_title(title + "\n" + sub, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# routing over generated text (the --routing-out file of `sample`)
+
+
+def char_label(b):
+    if b == 32:
+        return "␣"  # open box: a visible space
+    if 32 < b < 127:
+        return chr(b)
+    return "\\x%02x" % b
+
+
+def plot_over_text(path, out, consumer, max_tokens):
+    import h5py
+
+    _, labels, meta, _ = read_routing(path)
+    if meta["format"] != "wavres-generation":
+        raise InputError("%s: --over-text needs the --routing-out file of `sample` (format is %s)"
+                         % (path, meta["format"]))
+    with h5py.File(path, "r") as f:
+        alpha = np.asarray(f["/routing/alpha"][()], dtype=np.float64)  # [tokens, L+1, n_max]
+        text = bytes(np.asarray(f["/generation/text"][()], dtype=np.uint8))
+    n, rows, _ = alpha.shape
+    c = rows - 1 if consumer is None else consumer
+    if not 0 <= c < rows:
+        raise InputError("%s: --consumer must be in [0, %d], got %d" % (path, rows - 1, c))
+    n = min(n, max_tokens)
+    a = alpha[:n, c, :]
+    cols = [j for j in range(a.shape[1]) if not np.all(np.isnan(a[:, j]))]
+    a = a[:, cols].T  # sources x tokens
+    ylab = [labels[c, j] if labels is not None and labels[c, j] else "#%d" % j for j in cols]
+    w = min(60.0, max(6.5, 0.16 * n + 2.5))
+    h = min(30.0, max(3.0, 0.35 * len(cols) + 1.8))
+    fig, ax = plt.subplots(figsize=(w, h), dpi=110)
+    im = ax.imshow(a, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(n))
+    ax.set_xticklabels([char_label(b) for b in text[:n]], fontsize=7, family="monospace")
+    ax.set_yticks(range(len(cols)))
+    ax.set_yticklabels(ylab)
+    ax.set_xlabel("generated character")
+    ax.set_ylabel("source")
+    name = consumer_labels(rows, (rows - 1) // 2)[c]
+    ax.set_title("%s  n_layer=%s  step=%s: mixer weights of consumer %s per generated character"
+                 % (meta["variant"], meta["n_layer"], meta["step"], name), fontsize=10)
+    cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    cb.set_label("α")
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -283,17 +339,30 @@ def plot_curves(rundirs, out):
 def main(argv):
     p = argparse.ArgumentParser(
         prog=PROG,
-        usage="%(prog)s CKPT -o OUT.png\n       %(prog)s --curves RUNDIR [RUNDIR ...] -o OUT.png",
+        usage="%(prog)s CKPT -o OUT.png\n       %(prog)s GEN.h5 --over-text [--consumer C] -o OUT.png\n"
+              "       %(prog)s --curves RUNDIR [RUNDIR ...] -o OUT.png",
         description="Routing heatmap of a wavres checkpoint/dump, or loss curves of run directories.")
     p.add_argument("inputs", nargs="+", metavar="CKPT|RUNDIR")
     p.add_argument("--curves", action="store_true", help="plot loss curves from RUNDIR/log.csv")
+    p.add_argument("--over-text", action="store_true",
+                   help="per generated character, from the --routing-out file of `sample`")
+    p.add_argument("--consumer", type=int, default=None, metavar="C",
+                   help="with --over-text: consumer index (0 = sublayer 1, L = output; default L)")
+    p.add_argument("--max-tokens", type=int, default=200, metavar="N",
+                   help="with --over-text: the first N generated characters (default 200)")
     p.add_argument("-o", "--out", required=True, metavar="OUT.png")
     a = p.parse_args(argv)
     if not a.curves and len(a.inputs) != 1:
         p.error("the heatmap takes exactly one CKPT (use --curves for run directories)")
+    if a.curves and a.over_text:
+        p.error("--curves and --over-text exclude each other")
+    if a.max_tokens < 1:
+        p.error("--max-tokens must be at least 1")
     try:
         if a.curves:
             plot_curves(a.inputs, a.out)
+        elif a.over_text:
+            plot_over_text(a.inputs[0], a.out, a.consumer, a.max_tokens)
         else:
             plot_heatmap(a.inputs[0], a.out)
     except InputError as e:

@@ -35,12 +35,15 @@ double to_double(const std::string& opt, const std::string& v, double lo, double
 
 std::string usage(const std::string& p) {
   return "usage: " + p +
-         " train|eval|dump [options]\n"
+         " train|eval|dump|sample [options]\n"
          "  train  --steps N --lr X --warmup-frac F --seed S --eval-every N --eval-batches N\n"
          "         --checkpoint-every N --keep-checkpoints K --max-minutes M --stop-at STEP --out DIR\n"
-         "         --resume CKPT|latest  --overwrite (a fresh run replaces the run in --out)\n"
+         "         --resume CKPT|latest --sample-every N  --overwrite (a fresh run replaces the run in --out)\n"
          "  eval   --checkpoint CKPT [--eval-batches N (0 = whole validation split)]\n"
          "  dump   --out FILE [--checkpoint CKPT] [--seed S] [--routing-init zeros|normal:STD]\n"
+         "  sample --checkpoint CKPT [--prompt TEXT | --prompt-file F] [--tokens N] [--temperature T]\n"
+         "         [--top-k K] [--seed S] [--routing-out F.h5] [--keep K] [--no-cache]\n"
+         "         (width, depth, dataset and vocabulary come from the checkpoint)\n"
          "  width  --d-model D --heads H --d-ff F --seq-len T --batch B   (defaults 256 4 704 256 16)\n"
          "  data   --data-dir DIR (text8: text8 or text8-prefix; tinystories: TinyStories-*.txt or the "
          "copies)\n"
@@ -53,11 +56,11 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
   o.out_dir = default_out;
   o.data_dir = default_data;
   for (int i = 0; i < argc; ++i) o.argv.push_back(argv[i]);
-  if (argc < 2) throw UsageError("missing command (train, eval or dump); see --help");
+  if (argc < 2) throw UsageError("missing command (train, eval, dump or sample); see --help");
   o.command = argv[1];
   if (o.command == "--help" || o.command == "-h") return o;
-  if (o.command != "train" && o.command != "eval" && o.command != "dump")
-    throw UsageError("unknown command '" + o.command + "' (expected train, eval or dump)");
+  if (o.command != "train" && o.command != "eval" && o.command != "dump" && o.command != "sample")
+    throw UsageError("unknown command '" + o.command + "' (expected train, eval, dump or sample)");
   bool out_given = false;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i], v;
@@ -71,6 +74,10 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
     }
     if (a == "--overwrite") {
       o.overwrite = true;
+      continue;
+    }
+    if (a == "--no-cache") {
+      o.no_cache = true;
       continue;
     }
     if (a.rfind("--kokkos-", 0) == 0) continue;  // Kokkos' own options (--kokkos-threads=N, ...) pass through
@@ -124,6 +131,22 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
       o.resume = v;
     else if (a == "--checkpoint")
       o.checkpoint = v;
+    else if (a == "--prompt")
+      o.prompt = v;
+    else if (a == "--prompt-file")
+      o.prompt_file = v;
+    else if (a == "--tokens")
+      o.sample_tokens = to_int(a, v, 1, big);
+    else if (a == "--temperature")
+      o.temperature = to_double(a, v, 0.0, 1e6);
+    else if (a == "--top-k")
+      o.top_k = int(to_int(a, v, 0, 256));
+    else if (a == "--routing-out")
+      o.routing_out = v;
+    else if (a == "--keep")
+      o.keep = int(to_int(a, v, 1, 1 << 16));
+    else if (a == "--sample-every")
+      o.sample_every = to_int(a, v, 0, big);
     else if (a == "--gemm-precision") {
       if (v != "fp32" && v != "tf32")
         throw UsageError("--gemm-precision expects fp32 or tf32, got '" + v + "'");
@@ -140,6 +163,9 @@ Options parse_options(int argc, char** argv, const std::string& default_out,
   }
   if (o.command == "eval" && o.checkpoint.empty()) throw UsageError("eval needs --checkpoint CKPT");
   if (o.command == "dump" && !out_given) throw UsageError("dump needs --out FILE");
+  if (o.command == "sample" && o.checkpoint.empty()) throw UsageError("sample needs --checkpoint CKPT");
+  if (!o.prompt.empty() && !o.prompt_file.empty())
+    throw UsageError("--prompt and --prompt-file exclude each other");
   if (o.overwrite && (o.command != "train" || !o.resume.empty()))
     throw UsageError("--overwrite replaces a run with a fresh one; it cannot be used with " +
                      (o.command == "train" ? std::string("--resume") : o.command));

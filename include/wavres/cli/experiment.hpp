@@ -16,6 +16,7 @@
 #include "wavres/cli/options.hpp"
 #include "wavres/cli/progress.hpp"
 #include "wavres/cli/run_dir.hpp"
+#include "wavres/cli/sample.hpp"
 #include "wavres/data/corpus.hpp"
 #include "wavres/io/checkpoint.hpp"
 #include "wavres/model/model.hpp"
@@ -139,6 +140,7 @@ class Experiment {
   int run() {
     if (o_.command == "train") return train();
     if (o_.command == "eval") return eval();
+    if (o_.command == "sample") return sample_command<Spec, Exec>(o_, name_, dataset_);
     return dump();
   }
 
@@ -315,6 +317,7 @@ class Experiment {
     };
 
     ProgressBar bar(st.total_steps - st.step);
+    std::unique_ptr<Decoder<Spec, float, Exec>> sampler;  // --sample-every, made at its first use
     const auto t0 = chr::steady_clock::now();
     double last_val = NAN, ema_loss = NAN;
     int64_t steps_this_run = 0;
@@ -351,6 +354,11 @@ class Experiment {
         if (!eval_cut)
           bar.message("step " + std::to_string(st.step) + ": train " + fmt(loss) + ", val " + fmt(last_val) +
                       " nats (" + fmt(last_val / std::log(2.0)) + " bits/char)");
+      }
+      if (o_.sample_every > 0 && st.step % o_.sample_every == 0) {
+        if (!sampler) sampler = std::make_unique<Decoder<Spec, float, Exec>>(d);
+        bar.message("step " + std::to_string(st.step) + " sample: " +
+                    training_sample(*sampler, model.params(), corpus.vocab(), st.seed + uint64_t(st.step)));
       }
       const bool stop = g_stop_signal != 0;  // also a signal that arrived during the evaluation
       log << st.step << "," << st.tokens_seen << "," << fmt(loss, 6) << ","

@@ -1,4 +1,4 @@
-// Command line of an experiment executable:  exp_<variant>_l<N>_<dataset> train|eval|dump [options]
+// Command line of an experiment executable:  exp_<variant>_l<N>_<dataset> train|eval|dump|sample [options]
 #pragma once
 #include <cstdint>
 #include <stdexcept>
@@ -13,7 +13,7 @@ struct UsageError : std::runtime_error {
 };
 
 struct Options {
-  std::string command;   // train | eval | dump
+  std::string command;   // train | eval | dump | sample
   Dims dims;             // dims.V is set from the corpus, not the command line
   DimsGiven dims_given;  // widths set on the command line (a checkpoint supplies the others)
   int64_t steps = 2000;
@@ -36,6 +36,14 @@ struct Options {
   double routing_init_std = 0;  // --routing-init zeros | normal:STD
   bool quiet = false;
   bool tf32 = false;  // --gemm-precision tf32: TF32 tensor-core gemms on CUDA (ops/gemm_precision.hpp)
+  // sample (cli/sample.hpp); sample_every is train's
+  std::string prompt, prompt_file, routing_out;
+  int64_t sample_tokens = 256;
+  double temperature = 1.0;       // 0 = argmax
+  int top_k = 0;                  // 0 = whole vocabulary
+  int keep = 0;                   // tokens kept when the window slides; 0 = T-1
+  bool no_cache = false;          // re-encode the window before every token (benchmark baseline)
+  int64_t sample_every = 0;       // train: print a short sample every N steps; 0 = never
   std::vector<std::string> argv;  // as given, for run metadata
 };
 

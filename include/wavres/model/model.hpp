@@ -118,6 +118,10 @@ class Model {
   const SourceList& sources() const { return src_; }
   View1<R, Exec> params() const { return params_; }
   View1<R, Exec> grads() const { return grads_; }
+  // What incremental decoding (model/decoder.hpp) reads after a forward: layer k's q|k|v rows [B·T, 3D] and
+  // the logits [B·T, V] (kept by forward(tokens, false); with_grad overwrites them with their gradient).
+  Mat<const R, Exec> layer_qkv(int k) const { return slot(qkv_, k); }
+  Mat<const R, Exec> logits() const { return slot2(logits_); }
 
   // Spec §6 init, drawn on the host from one seeded stream in table order, so every backend starts from the
   // same numbers. query_std = 0 gives the pinned zero pseudo-queries.
