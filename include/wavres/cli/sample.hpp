@@ -129,7 +129,7 @@ Dims dims_from_checkpoint(const H5File& f, const std::string& dataset) {
   d.F = int(f.attr_int("/config", "d_ff"));
   d.T = int(f.attr_int("/config", "seq_len"));
   d.V = int(f.attr_int("/config", "vocab_size"));
-  check_config<Spec>(f, d, dataset);  // variant, depth, block size, dataset
+  check_config<Spec>(f, d, DimsGiven{}, dataset);  // variant, depth, block size, dataset; no width given
   try {
     d.validate();
   } catch (const std::invalid_argument& e) {
