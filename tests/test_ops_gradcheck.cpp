@@ -395,6 +395,9 @@ BOOST_AUTO_TEST_CASE(attention) {
   attention_case(1, 70, 2, 16, 0.5, 411);
   attention_case(2, 45, 1, 20, 0.5, 412);
   attention_case(1, 37, 1, 64, 0.3, 413);
+  // hd 32: the forward's query blocks are longer than its key blocks (32×16 in double), so in the last key
+  // block the first rows of a query block see no key at all (the block is skipped, O keeps its scale)
+  attention_case(1, 50, 1, 32, 0.5, 414);
 }
 
 namespace {
@@ -494,16 +497,25 @@ BOOST_AUTO_TEST_CASE(attention_device_tiles) {
   expect_multi_block<double>(70, 16);
   expect_multi_block<double>(45, 20);
   expect_multi_block<double>(37, 64);
+  expect_multi_block<double>(50, 32);
+  const auto f = device::attention_forward_tiles<double, Host>(32);
+  BOOST_TEST(f.qb > f.kb, "hd 32: forward blocks " << f.qb << "x" << f.kb << " no longer skip rows");
 }
 
 // Runs in every build: the device body is portable Kokkos, so OpenMP runs it here even without
-// WAVRES_DEVICE_KERNELS. Shapes: head dims 16, 20 (not a multiple of 16), 64 and 256 (its tiles exceed the
-// level-0 budget: the level-1 path); T not a multiple of any kernel's query block, several key blocks.
+// WAVRES_DEVICE_KERNELS. Shapes: head dims 16, 20 (not a multiple of 16), 32 (forward query blocks longer
+// than its key blocks), 64 and 256 (its tiles exceed the level-0 budget: the level-1 path); T not a multiple
+// of any kernel's query block, several key blocks.
 BOOST_AUTO_TEST_CASE(attention_device_body) {
-  for (auto [T, hd] : {std::pair{150, 16}, {100, 20}, {90, 64}, {70, 256}}) {
+  for (auto [T, hd] : {std::pair{150, 16}, {100, 20}, {90, 64}, {70, 256}, {75, 32}}) {
     expect_multi_block<float>(T, hd);
     expect_multi_block<double>(T, hd);
   }
+  // hd 32: query blocks longer than key blocks in the forward (rows that skip a key block)
+  const auto f32 = device::attention_forward_tiles<float, Host>(32);
+  BOOST_TEST(f32.qb > f32.kb, "hd 32: forward blocks " << f32.qb << "x" << f32.kb << " no longer skip rows");
+  attention_device_vs_host<float>(2, 75, 2, 32, 428);
+  attention_device_vs_host<double>(2, 75, 2, 32, 429);
   attention_device_vs_host<float>(2, 150, 2, 16, 420);
   attention_device_vs_host<double>(2, 150, 2, 16, 421);
   attention_device_vs_host<float>(1, 100, 3, 20, 422);
