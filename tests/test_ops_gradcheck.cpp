@@ -330,7 +330,9 @@ void attention_case(int B, int T, int H, int hd, double scale, uint64_t seed) {
   const int D = H * hd, N = B * T;
   V2 qkv("qkv", N, 3 * D), out("out", N, D), r("r", N, D);
   V1 lse("lse", int64_t(B) * H * T);
-  auto scratch = attention_scratch<double, Host>(B, T, H, D);
+  // The FD forwards run on Serial, which always takes the host body; its scratch is also large enough for the
+  // device body (Δ, B·H·T elements) that Host runs in a WAVRES_DEVICE_KERNELS build.
+  V1 scratch("attention_scratch", attention_scratch_size<Ser>(B, T, H, D));
   fill_normal(qkv, rng, scale), fill_normal(r, rng);
   auto forward = [&](auto exec) {
     using E = decltype(exec);
@@ -388,6 +390,142 @@ BOOST_AUTO_TEST_CASE(attention) {
   // T = 21 spans two 16-key score blocks with a partial last query tile
   attention_case(1, 21, 2, 16, 0.5, 409);
   attention_case(1, 18, 1, 20, 0.5, 410);
+  // Where the device body (WAVRES_DEVICE_KERNELS build) takes its production paths in double: T not a
+  // multiple of the query block and more than one key block in every kernel (attention_device_tiles below
+  // asserts it), head dims 16, 20 (not a multiple of 16) and 64 (smaller blocks: its tiles fill the scratch
+  // budget sooner).
+  attention_case(1, 70, 2, 16, 0.5, 411);
+  attention_case(2, 45, 1, 20, 0.5, 412);
+  attention_case(1, 37, 1, 64, 0.3, 413);
+  // hd 32: the forward's query blocks are longer than its key blocks (32×16 in double), so in the last key
+  // block the first rows of a query block see no key at all (the block is skipped, O keeps its scale)
+  attention_case(1, 50, 1, 32, 0.5, 414);
+}
+
+namespace {
+// The device body's blocks at the shapes above: every kernel sees a partial last query block and several key
+// blocks, so the FD cases cover the block edges and the online-softmax rescale, not one tile.
+template <class R>
+void expect_multi_block(int T, int hd) {
+  using Tiles = device::AttentionTiles;
+  const Tiles f = device::attention_forward_tiles<R, Host>(hd),
+              kv = device::attention_dkdv_tiles<R, Host>(hd), q = device::attention_dq_tiles<R, Host>(hd);
+  BOOST_TEST_MESSAGE("attention device tiles, " << sizeof(R) * 8 << "-bit hd " << hd << ": forward " << f.qb
+                                                << "x" << f.kb << " (level " << f.level << "), dK/dV "
+                                                << kv.qb << "x" << kv.kb << ", dQ " << q.qb << "x" << q.kb);
+  for (const Tiles& t : {f, kv, q}) {
+    BOOST_TEST(T % t.qb != 0,
+               "T " << T << " is a multiple of the query block " << t.qb << " (hd " << hd << ")");
+    BOOST_TEST(T > t.qb, "T " << T << " fits one query block " << t.qb << " (hd " << hd << ")");
+    BOOST_TEST(T > t.kb, "T " << T << " fits one key block " << t.kb << " (hd " << hd << ")");
+  }
+}
+
+// The device body on the default host space (OpenMP) against the host body on Serial, in float and double:
+// out, lse and dqkv (every entry: backward must overwrite dq, dk and dv). Both backwards get the host body's
+// out and lse, so a backward difference is the backward's own. Tolerance: every entry is a sum of at most
+// T·hd ≤ 2·10^4 products of O(1) terms, in a different order in the two bodies, so rounding differences of a
+// few ulps of the array's largest entry are expected: measured ≤ 4.5e-7 (float) and ≤ 7.1e-16 (double) of
+// it. The bounds (5e-6, 1e-14) keep a margin of ~10x, while a wrong block edge, mask or rescale changes
+// entries by > 1e-3 of it. The device backward run twice must agree bit for bit (fixed summation order, no
+// races between the team's threads).
+template <class R>
+void attention_device_vs_host(int B, int T, int H, int hd, uint64_t seed) {
+  const std::string tag = std::string(sizeof(R) == 4 ? "float" : "double") + " attention B" +
+                          std::to_string(B) + " T" + std::to_string(T) + " H" + std::to_string(H) + " hd" +
+                          std::to_string(hd);
+  const double tol = sizeof(R) == 4 ? 5e-6 : 1e-14;
+  const int D = H * hd, N = B * T;
+  Rng rng(seed);
+  View2<R, Host> qkv("qkv", N, 3 * D), dout("dout", N, D), out_h("out_h", N, D), out_d("out_d", N, D);
+  View2<R, Host> dqkv_h("dqkv_h", N, 3 * D), dqkv_d("dqkv_d", N, 3 * D), dqkv_d2("dqkv_d2", N, 3 * D);
+  View1<R, Host> lse_h("lse_h", int64_t(B) * H * T), lse_d("lse_d", int64_t(B) * H * T);
+  for (size_t k = 0; k < qkv.span(); ++k) qkv.data()[k] = R(rng.normal());
+  for (size_t k = 0; k < dout.span(); ++k) dout.data()[k] = R(rng.normal());
+  Kokkos::deep_copy(dqkv_d, R(1e3)), Kokkos::deep_copy(dqkv_d2, R(-1e3));
+  View1<R, Ser> scr_h("scr_h", size_t(B) * H * host::attention_scratch_per_item(T, hd));
+  View1<R, Host> scr_d("scr_d", device::attention_scratch_elems(B, T, H));
+  auto ms = [](const View2<R, Host>& v) { return Mat<R, Ser>(v.data(), v.extent(0), v.extent(1)); };
+  auto cs = [](const View2<R, Host>& v) { return Mat<const R, Ser>(v.data(), v.extent(0), v.extent(1)); };
+  auto md = [](const View2<R, Host>& v) { return Mat<R, Host>(v.data(), v.extent(0), v.extent(1)); };
+  auto cd = [](const View2<R, Host>& v) { return Mat<const R, Host>(v.data(), v.extent(0), v.extent(1)); };
+  const Vec<R, Ser> lse_hs(lse_h.data(), lse_h.extent(0));
+
+  host::attention_forward(AttentionForwardArgs<R, Ser>{ms(out_h), lse_hs, cs(qkv), scr_h, B, T, H});
+  device::attention_forward(AttentionForwardArgs<R, Host>{
+      md(out_d), Vec<R, Host>(lse_d.data(), lse_d.extent(0)), cd(qkv), scr_d, B, T, H});
+  host::attention_backward(
+      AttentionBackwardArgs<R, Ser>{ms(dqkv_h), cs(dout), cs(out_h), lse_hs, cs(qkv), scr_h, B, T, H});
+  const Vec<const R, Host> lse_hd(lse_h.data(), lse_h.extent(0));
+  device::attention_backward(
+      AttentionBackwardArgs<R, Host>{md(dqkv_d), cd(dout), cd(out_h), lse_hd, cd(qkv), scr_d, B, T, H});
+  device::attention_backward(
+      AttentionBackwardArgs<R, Host>{md(dqkv_d2), cd(dout), cd(out_h), lse_hd, cd(qkv), scr_d, B, T, H});
+  Kokkos::fence();
+
+  auto compare = [&](const char* what, const R* got, const R* want, size_t n) {
+    double mx = 0, err = 0;
+    for (size_t k = 0; k < n; ++k) mx = std::max(mx, std::abs(double(want[k])));
+    for (size_t k = 0; k < n; ++k) err = std::max(err, std::abs(double(got[k]) - double(want[k])));
+    BOOST_TEST_MESSAGE(tag << " " << what << ": max |device - host| " << err << ", max |host| " << mx);
+    BOOST_TEST(mx > 0.1, tag << " " << what << ": reference is trivially small");
+    BOOST_TEST(err <= tol * mx, tag << " " << what << ": device body differs from host body by " << err
+                                    << " > " << tol << " x " << mx);
+  };
+  compare("out", out_d.data(), out_h.data(), out_h.span());
+  compare("lse", lse_d.data(), lse_h.data(), lse_h.span());
+  compare("dqkv", dqkv_d.data(), dqkv_h.data(), dqkv_h.span());
+  size_t differ = 0;
+  for (size_t k = 0; k < dqkv_d.span(); ++k) differ += dqkv_d.data()[k] != dqkv_d2.data()[k];
+  BOOST_TEST(differ == 0u, tag << ": " << differ << " dqkv entries differ between two device backward runs");
+}
+}  // namespace
+
+// Exposed parallelism of the device body on a GPU at the benchmark shape (B 16, T 256, D 256, 4 heads, float)
+// and the paper preset's heads (D 512, 8 heads): every launch exposes >= 64k threads (league × team × vector;
+// a GPU keeps ~270k in flight), against B·H = 64 threads of the host body's work item per (b, h).
+BOOST_AUTO_TEST_CASE(attention_device_parallelism) {
+  for (auto [D, H] : {std::pair{256, 4}, {512, 8}})
+    for (const auto& l : device::attention_launches<float, Host>(16, 256, H, D)) {
+      const int64_t threads = l.league * l.team * l.vector;
+      BOOST_TEST_MESSAGE(l.label << " at D " << D << ": league " << l.league << " x team " << l.team
+                                 << " x vector " << l.vector << " = " << threads << " threads");
+      BOOST_TEST(l.team * l.vector <= 1024);
+      BOOST_TEST(threads >= 65536, l.label << " exposes only " << threads << " threads at D " << D);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(attention_device_tiles) {
+  expect_multi_block<double>(70, 16);
+  expect_multi_block<double>(45, 20);
+  expect_multi_block<double>(37, 64);
+  expect_multi_block<double>(50, 32);
+  const auto f = device::attention_forward_tiles<double, Host>(32);
+  BOOST_TEST(f.qb > f.kb, "hd 32: forward blocks " << f.qb << "x" << f.kb << " no longer skip rows");
+}
+
+// Runs in every build: the device body is portable Kokkos, so OpenMP runs it here even without
+// WAVRES_DEVICE_KERNELS. Shapes: head dims 16, 20 (not a multiple of 16), 32 (forward query blocks longer
+// than its key blocks), 64 and 256 (its tiles exceed the level-0 budget: the level-1 path); T not a multiple
+// of any kernel's query block, several key blocks.
+BOOST_AUTO_TEST_CASE(attention_device_body) {
+  for (auto [T, hd] : {std::pair{150, 16}, {100, 20}, {90, 64}, {70, 256}, {75, 32}}) {
+    expect_multi_block<float>(T, hd);
+    expect_multi_block<double>(T, hd);
+  }
+  // hd 32: query blocks longer than key blocks in the forward (rows that skip a key block)
+  const auto f32 = device::attention_forward_tiles<float, Host>(32);
+  BOOST_TEST(f32.qb > f32.kb, "hd 32: forward blocks " << f32.qb << "x" << f32.kb << " no longer skip rows");
+  attention_device_vs_host<float>(2, 75, 2, 32, 428);
+  attention_device_vs_host<double>(2, 75, 2, 32, 429);
+  attention_device_vs_host<float>(2, 150, 2, 16, 420);
+  attention_device_vs_host<double>(2, 150, 2, 16, 421);
+  attention_device_vs_host<float>(1, 100, 3, 20, 422);
+  attention_device_vs_host<double>(1, 100, 3, 20, 423);
+  attention_device_vs_host<float>(2, 90, 1, 64, 424);
+  attention_device_vs_host<double>(2, 90, 1, 64, 425);
+  attention_device_vs_host<float>(1, 70, 1, 256, 426);
+  attention_device_vs_host<double>(1, 70, 1, 256, 427);
 }
 
 // kmath::exp_vec<float> (the vectorisable exp of SwiGLU and the attention softmax) against exp in double:

@@ -315,14 +315,14 @@ class Model {
   // What the constructor will allocate, in bytes, computed without allocating (for the up-front memory check;
   // test_training checks it against bytes_allocated()).
   static int64_t bytes_required(const Dims& d) {
-    const int64_t N = d.rows(), D = d.D, F = d.F, BHT = int64_t(d.B) * d.H * d.T, hd = D / d.H;
+    const int64_t N = d.rows(), D = d.D, F = d.F, BHT = int64_t(d.B) * d.H * d.T;
     const int64_t P = make_param_table<Spec>(d).total;
     int64_t idx_bytes = 0;
     int64_t n = 2 * P;                                                            // params, grads
     n += (L + 1) * N * D + L * N * D + (L + 1) * N;                               // h, xn, rstd
     n += NL * (N * 3 * D + N * D + BHT + N * 2 * F + N * F);                      // qkv, att, lse, gu, act
     n += N * D + N * d.V + 5 * N * D + N * 3 * D + N * 2 * F + N * F;             // xnf, logits, scratch
-    n += int64_t(d.B) * d.H * int64_t(attention_scratch_per_item(d.T, int(hd)));  // attention scratch
+    n += int64_t(attention_scratch_size<Exec>(d.B, d.T, d.H, d.D));               // attention scratch
     constexpr int64_t C = row_chunks_v<Exec>;
     n += C * D + C * d.V * D;  // reduction partials
     if constexpr (Spec::routed) {
