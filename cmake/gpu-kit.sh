@@ -50,7 +50,7 @@ cuda_prefix=${Kokkos_CUDA_ROOT:-$(Kokkos_ROOT= bash cmake/setup-deps.sh cuda)}
 cuda_cxx=${WAVRES_CUDA_CXX:-$cuda_prefix/bin/nvcc_wrapper}
 # A tree configured with another compiler (another Kokkos) is started afresh: CMake would drop the preset's
 # variables with its cache and quietly find a host-only Kokkos.
-if [ -f build/cuda/CMakeCache.txt ] && ! grep -qxF "CMAKE_CXX_COMPILER:FILEPATH=$cuda_cxx" build/cuda/CMakeCache.txt; then
+if [ -f build/cuda/CMakeCache.txt ] && ! grep -qE "^CMAKE_CXX_COMPILER:(STRING|FILEPATH)=$cuda_cxx\$" build/cuda/CMakeCache.txt; then
   log "build/cuda was configured with another compiler: reconfiguring from scratch"
   rm -rf build/cuda/CMakeCache.txt build/cuda/CMakeFiles
 fi
@@ -122,10 +122,10 @@ tar -C "$(dirname "$cuda_prefix")" -cJf "$kit/fallback/kokkos-cuda.tar.xz" "$(ba
   libboost-test1.74.0 libeigen3-dev 2>/dev/null) || die "apt-get download of the fallback .debs failed"
 
 # ---- 5. check and describe ------------------------------------------------------------------------------------
-# Every CUDA executable carries sm_90 (or WAVRES_CUDA_ARCH) device code: a host-only Kokkos would build without it.
+# Every CUDA executable carries device code (an .nv_fatbin section): a host-only Kokkos would build without it.
 for f in "$stage"/bin/*; do
   [ "$(basename "$f")" = wavres-compare ] && continue
-  cuobjdump --list-elf "$f" 2>/dev/null | grep -q 'sm_[0-9]' || die "$(basename "$f") holds no GPU code (was Kokkos built with CUDA?)"
+  [[ $(readelf -SW "$f") == *.nv_fatbin* ]] || die "$(basename "$f") holds no GPU code (was Kokkos built with CUDA?)"
 done
 missing=$(for f in "$stage"/bin/*; do
   LD_LIBRARY_PATH=/usr/local/cuda/lib64 ldd "$f" | { grep 'not found' || true; } | { grep -v 'libcuda\.so' || true; } |
@@ -139,7 +139,7 @@ size_mib=$(du -sm "$kit" | cut -f1)
   echo "wavres GPU kit"
   echo "commit: $(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD || echo ' (+ uncommitted changes)')"
   echo "built: $(date -u +%FT%TZ) on $(. /etc/os-release; echo "$PRETTY_NAME"), $(nvcc --version | tail -1)"
-  echo "kokkos (cuda): $(basename "$cuda_prefix"); device code: $(cuobjdump --list-elf "$stage/bin/test_backends" | grep -o 'sm_[0-9]*' | sort -u | paste -sd' ')"
+  echo "kokkos (cuda): $(basename "$cuda_prefix"), arch ${WAVRES_CUDA_ARCH:-HOPPER90}"
   echo "size: $size_mib MiB"
   echo "files:"
   (cd "$kit" && find . -type f -printf '%s %p\n' | sort -k2 | awk '{printf "  %8.1f KiB  %s\n", $1/1024, $2}')

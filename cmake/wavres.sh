@@ -50,7 +50,7 @@ configure_cuda() {
   local cxx=${WAVRES_CUDA_CXX:-$cprefix/bin/nvcc_wrapper}
   [ -x "$cxx" ] || { echo "wavres.sh: $cxx not found (set WAVRES_CUDA_CXX to Kokkos' nvcc_wrapper)" >&2; exit 2; }
   # another compiler (Kokkos) in an existing tree: start afresh (CMake would drop the preset's variables)
-  if [ -f build/$preset/CMakeCache.txt ] && ! grep -qxF "CMAKE_CXX_COMPILER:FILEPATH=$cxx" build/$preset/CMakeCache.txt; then
+  if [ -f build/$preset/CMakeCache.txt ] && ! grep -qE "^CMAKE_CXX_COMPILER:(STRING|FILEPATH)=$cxx\$" build/$preset/CMakeCache.txt; then
     rm -rf build/$preset/CMakeCache.txt build/$preset/CMakeFiles
   fi
   cmake --preset $preset -DCMAKE_PREFIX_PATH="$cprefix" -DCMAKE_CXX_COMPILER="$cxx" -DWAVRES_EXPECT_CUDA=ON "$@" >/dev/null

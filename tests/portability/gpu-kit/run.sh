@@ -91,7 +91,7 @@ done
 
 # ---- 1. the machine -------------------------------------------------------------------------------------------
 gpu=0
-if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && nvidia-smi -L | grep -q GPU; then gpu=1; fi
+if command -v nvidia-smi >/dev/null && [[ $(nvidia-smi -L 2>/dev/null) == *GPU* ]]; then gpu=1; fi
 ((rehearsal)) && gpu=0
 # cuBLAS (and cudart if dynamic) come from the machine's CUDA toolkit or from PyTorch's wheels.
 cublas_dirs=$( (ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null;
@@ -142,12 +142,14 @@ check_layout() {
 }
 check_ldd() {  # $1: directory of executables
   local bad=0 f m
+  local deps
   for f in "$1"/*; do
+    deps=$(ldd "$f" 2>&1)  # (not piped into grep -q: its early exit would fail the pipeline under pipefail)
     # every executable but the host tool is a CUDA one: it must load the CUDA runtime
-    if [ "$(basename "$f")" != wavres-compare ] && ! ldd "$f" 2>&1 | grep -q 'libcudart\.so'; then
+    if [ "$(basename "$f")" != wavres-compare ] && ! grep -q 'libcudart\.so' <<<"$deps"; then
       echo "$(basename "$f"): does not load libcudart (not a CUDA build?)"; bad=1
     fi
-    m=$(ldd "$f" 2>&1 | grep 'not found' | awk '{print $1}' | paste -sd' ')
+    m=$(grep 'not found' <<<"$deps" | awk '{print $1}' | paste -sd' ')
     if ((gpu)); then [ -z "$m" ] || { echo "$(basename "$f"): missing $m"; bad=1; }
     else
       m=$(tr ' ' '\n' <<<"$m" | grep -v '^libcuda\.so\.1$' | paste -sd' ')
