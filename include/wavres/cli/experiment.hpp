@@ -24,14 +24,13 @@
 #include "wavres/optim/adamw.hpp"
 #include "wavres/optim/schedule.hpp"
 
-#ifndef WAVRES_GIT_REV
-#define WAVRES_GIT_REV "unknown"
-#endif
 #ifndef WAVRES_BUILD_TYPE
 #define WAVRES_BUILD_TYPE "unknown"
 #endif
 
 namespace wavres {
+
+const char* git_revision();  // the revision the build was configured at (src/cli/build_info.cpp.in)
 
 // Exit statuses, documented in the README ("Failure behaviour").
 enum ExitCode { kOk = 0, kError = 1, kUsage = 2, kInterrupted = 3, kNonFinite = 4 };
@@ -147,7 +146,7 @@ class Experiment {
  private:
   RunMeta meta() const {
     RunMeta m;
-    m.git_rev = WAVRES_GIT_REV;
+    m.git_rev = git_revision();
     m.build_type = WAVRES_BUILD_TYPE;
     m.backend = backend_name<Exec>();
     m.threads = int64_t(Exec().concurrency());
