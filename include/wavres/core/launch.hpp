@@ -33,7 +33,7 @@ template <class Exec>
 Kokkos::TeamPolicy<Exec> team_policy(const LaunchShape& s, size_t scratch_bytes = 0) {
   int team = s.team, vector = s.vector;
   if constexpr (!is_gpu_space_v<Exec>) {
-    team = std::max(1, std::min(team, int(Exec::concurrency())));  // OpenMP aborts above its pool size
+    team = std::max(1, std::min(team, int(Exec().concurrency())));  // OpenMP aborts above its pool size
     vector = 1;
   }
   Kokkos::TeamPolicy<Exec> p(int(s.league), team, vector);
