@@ -143,6 +143,30 @@ void check_close(const std::string& what, double got, double want, double abs_to
              what << ": got " << got << " want " << want);
 }
 
+// Device body against host body at the shapes where the production paths are taken (thousands of rows, 1024
+// row chunks, D not a multiple of the 32 lanes). Both run on float and double inputs, and each is compared
+// with a double-precision reference computed here from the same inputs. Tolerance: a value computed with n
+// rounded operations in any order (as host and device bodies sum in different orders) is within n·u·S of the
+// exact value, S being the same computation over absolute values (the `scale` entries); so each check asserts
+// |got − ref| ≤ n·u·scale with the op's longest chain n. A dropped term, a wrong row or a missed chunk errs
+// by the size of one term, ≥ 1/n of S at these shapes, far above n·u·S.
+template <class R, class G>
+void check_bound(const std::string& what, const G* got, const std::vector<double>& ref,
+                 const std::vector<double>& scale, double n_ops) {
+  const double u = std::numeric_limits<R>::epsilon() / 2;
+  int failed = 0;
+  double worst = 0;
+  for (size_t k = 0; k < ref.size(); ++k) {
+    const double err = std::abs(double(got[k]) - ref[k]), tol = n_ops * u * scale[k];
+    worst = std::max(worst, err / (n_ops * u * scale[k] + 1e-300));
+    if (!(err <= tol) && ++failed <= 5)
+      BOOST_TEST_MESSAGE(what << "[" << k << "] got " << double(got[k]) << " want " << ref[k] << " tol "
+                              << tol);
+  }
+  BOOST_TEST_MESSAGE(what << ": " << ref.size() << " entries, worst |err| / bound = " << worst);
+  BOOST_TEST(failed == 0, what << ": " << failed << " of " << ref.size() << " entries outside the bound");
+}
+
 // Snapshot of a view's contents.
 template <class V>
 std::vector<double> snap(const V& v) {
@@ -164,6 +188,28 @@ View2<int32_t, Host> tokens_view(int B, int T, const std::vector<int>& vals) {
 template <class E = Host>
 Mat<const int32_t, E> ctok(const View2<int32_t, Host>& t) {
   return Mat<const int32_t, E>(t.data(), t.extent(0), t.extent(1));
+}
+
+// Windows of any element type onto host arrays, for the device-vs-host checks in float and double.
+template <class E, class V>
+auto wm(const V& v) {
+  return Mat<typename V::value_type, E>(v.data(), v.extent(0), v.extent(1));
+}
+template <class E, class V>
+auto wc(const V& v) {
+  return Mat<const typename V::value_type, E>(v.data(), v.extent(0), v.extent(1));
+}
+template <class E, class V>
+auto wv(const V& v) {
+  return Vec<typename V::value_type, E>(v.data(), v.extent(0));
+}
+template <class E, class V>
+auto wcv(const V& v) {
+  return Vec<const typename V::value_type, E>(v.data(), v.extent(0));
+}
+template <class R>
+std::string real_name() {
+  return std::is_same_v<R, float> ? "float" : "double";
 }
 
 }  // namespace
@@ -268,6 +314,73 @@ BOOST_AUTO_TEST_CASE(embedding) {
   embedding_case(5, 30, many, 204);
 }
 
+namespace {
+// The device body (on the default host space) and the host body (on Serial) against a double reference.
+// Token 0 takes ~30% of the rows (as the space does in text8), the last two tokens never occur.
+template <class R>
+void embedding_device_case(int B, int T, int V, int D, uint64_t seed) {
+  const std::string tag = "embedding " + real_name<R>() + " B" + std::to_string(B) + " T" +
+                          std::to_string(T) + " V" + std::to_string(V) + " D" + std::to_string(D);
+  Rng rng(seed);
+  const int N = B * T;
+  std::vector<int> vals(size_t(B) * (T + 1));
+  for (auto& v : vals) v = rng.below(10) < 3 ? 0 : int(rng.below(V - 2));
+  auto tok = tokens_view(B, T, vals);
+  View2<R, Host> Et("E_tok", V, D), Ep("E_pos", T, D), dx0("dx0", N, D), dEt0("dEt0", V, D),
+      dEp0("dEp0", T, D);
+  fill_normal(Et, rng), fill_normal(Ep, rng), fill_normal(dx0, rng), fill_normal(dEt0, rng);
+  fill_normal(dEp0, rng);
+  std::vector<double> x0(size_t(N) * D), sx0(x0.size()), dEt(size_t(V) * D), sdEt(dEt.size());
+  std::vector<double> dEp(size_t(T) * D), sdEp(dEp.size());
+  for (int v = 0; v < V; ++v)
+    for (int d = 0; d < D; ++d)
+      dEt[size_t(v) * D + d] = dEt0(v, d), sdEt[size_t(v) * D + d] = std::abs(dEt0(v, d));
+  for (int t = 0; t < T; ++t)
+    for (int d = 0; d < D; ++d)
+      dEp[size_t(t) * D + d] = dEp0(t, d), sdEp[size_t(t) * D + d] = std::abs(dEp0(t, d));
+  for (int i = 0; i < N; ++i) {
+    const int v = tok(i / T, i % T), t = i % T;
+    for (int d = 0; d < D; ++d) {
+      const size_t k = size_t(i) * D + d, kv = size_t(v) * D + d, kt = size_t(t) * D + d;
+      x0[k] = double(Et(v, d)) + Ep(t, d), sx0[k] = std::abs(x0[k]);
+      dEt[kv] += dx0(i, d), sdEt[kv] += std::abs(dx0(i, d));
+      dEp[kt] += dx0(i, d), sdEp[kt] += std::abs(dx0(i, d));
+    }
+  }
+  for (const bool device_body : {false, true}) {
+    const std::string who = tag + (device_body ? " device body" : " host body");
+    View2<R, Host> x0b("x0", N, D), dEtb("dEt", V, D), dEpb("dEp", T, D);
+    Kokkos::deep_copy(dEtb, dEt0), Kokkos::deep_copy(dEpb, dEp0);
+    auto run = [&](auto exec, auto body_fwd, auto body_bwd) {
+      using E = decltype(exec);
+      body_fwd(wm<E>(x0b), ctok<E>(tok), wc<E>(Et), wc<E>(Ep), T);
+      body_bwd(EmbeddingBackwardArgs<R, E>{wm<E>(dEtb), wm<E>(dEpb), wc<E>(dx0), ctok<E>(tok), T, {}});
+    };
+    if (device_body)
+      run(Host(), device::embedding_forward<R, Host>, device::embedding_backward<R, Host>);
+    else
+      run(Ser(), host::embedding_forward<R, Ser>, host::embedding_backward<R, Ser>);
+    Kokkos::fence();
+    check_bound<R>(who + " x0", x0b.data(), x0, sx0, 2);  // one rounding (bound u), margin 2
+    check_bound<R>(who + " dE_pos", dEpb.data(), dEp, sdEp, B + 1);
+    check_bound<R>(who + " dE_tok", dEtb.data(), dEt, sdEt, N + 1);
+    bool untouched = true;  // tokens that never occur keep their gradient rows bit for bit
+    for (int v = V - 2; v < V; ++v)
+      for (int d = 0; d < D; ++d) untouched = untouched && dEtb(v, d) == dEt0(v, d);
+    BOOST_TEST(untouched, who << ": rows of absent tokens changed");
+  }
+}
+}  // namespace
+
+// Production paths of the device body: text8's V = 27 (243 row chunks at D = 40) and V = 256 (26 chunks),
+// N > 4 × the chunk count, D a multiple of the 32 lanes and not.
+BOOST_AUTO_TEST_CASE(embedding_device_body) {
+  embedding_device_case<double>(17, 243, 27, 40, 210);
+  embedding_device_case<float>(17, 243, 27, 40, 211);
+  embedding_device_case<double>(16, 256, 256, 64, 212);
+  embedding_device_case<float>(16, 256, 256, 64, 213);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 namespace {
 void rmsnorm_case(int N, uint64_t seed) {
@@ -319,6 +432,82 @@ void rmsnorm_case(int N, uint64_t seed) {
 BOOST_AUTO_TEST_CASE(rmsnorm) {
   rmsnorm_case(4, 303);
   rmsnorm_case(150, 304);  // more rows than kRowChunks (the dg reduction is chunked)
+}
+
+namespace {
+// The device body (on the default host space) and the host body (on Serial) against a double reference.
+template <class R>
+void rmsnorm_device_case(int N, int D, uint64_t seed) {
+  const std::string tag = "rmsnorm " + real_name<R>() + " N" + std::to_string(N) + " D" + std::to_string(D);
+  Rng rng(seed);
+  View2<R, Host> x("x", N, D), dy("dy", N, D), dx0("dx0", N, D);
+  View1<R, Host> g("g", D), dg0("dg0", D);
+  fill_normal(x, rng), fill_normal(dy, rng), fill_normal(dx0, rng), fill_normal(g, rng, 0.3, 1.0);
+  fill_normal(dg0, rng);
+  for (int i = 0; i < N; ++i)
+    for (int d = 0; d < D; ++d)
+      x(i, d) *= R(i % 3 == 1 ? 0.2 : i % 3 == 2 ? 7.0 : 1.0);  // rows of unlike scale
+  // reference and scales (check_bound): y and r carry the Σx² chain (D), dx the dot product and r³ (< 3D)
+  std::vector<double> r(N), y(size_t(N) * D), sy(y.size()), rs(N), dx(y.size()), sdx(y.size());
+  std::vector<double> dxa(y.size()), sdxa(y.size()), dg(D), sdg(D);
+  for (int d = 0; d < D; ++d) dg[d] = dg0(d), sdg[d] = std::abs(double(dg0(d)));
+  for (int i = 0; i < N; ++i) {
+    double ss = 0, dot = 0, adot = 0;
+    for (int d = 0; d < D; ++d) ss += double(x(i, d)) * x(i, d);
+    r[i] = 1 / std::sqrt(ss / D + kRmsEps), rs[i] = r[i];
+    for (int d = 0; d < D; ++d) {
+      const double t = double(g(d)) * dy(i, d) * x(i, d);
+      dot += t, adot += std::abs(t);
+    }
+    for (int d = 0; d < D; ++d) {
+      const size_t k = size_t(i) * D + d;
+      y[k] = g(d) * x(i, d) * r[i], sy[k] = std::abs(y[k]);
+      dx[k] = r[i] * (g(d) * dy(i, d) - x(i, d) * dot * r[i] * r[i] / D);
+      sdx[k] =
+          r[i] * (std::abs(double(g(d)) * dy(i, d)) + std::abs(double(x(i, d))) * adot * r[i] * r[i] / D);
+      dxa[k] = dx0(i, d) + dx[k], sdxa[k] = std::abs(double(dx0(i, d))) + sdx[k];
+      dg[d] += double(dy(i, d)) * x(i, d) * r[i], sdg[d] += std::abs(double(dy(i, d)) * x(i, d) * r[i]);
+    }
+  }
+  for (const bool device_body : {false, true}) {
+    const std::string who = tag + (device_body ? " device body" : " host body");
+    View2<R, Host> yb("y", N, D), dxb("dx", N, D), dxab("dxa", N, D);
+    View1<R, Host> rb("r", N), dgb("dg", D), dgab("dga", D);
+    fill_const(dxb, 1e3);  // = must overwrite
+    Kokkos::deep_copy(dxab, dx0), Kokkos::deep_copy(dgb, dg0);
+    auto run = [&](auto exec, auto body_fwd, auto body_bwd) {
+      using E = decltype(exec);
+      body_fwd(wm<E>(yb), wv<E>(rb), wc<E>(x), wcv<E>(g));
+      body_bwd(RmsNormBackwardArgs<R, E>{
+          wm<E>(dxb), wv<E>(dgb), wc<E>(dy), wc<E>(x), wcv<E>(rb), wcv<E>(g), false, {}});
+      body_bwd(RmsNormBackwardArgs<R, E>{
+          wm<E>(dxab), wv<E>(dgab), wc<E>(dy), wc<E>(x), wcv<E>(rb), wcv<E>(g), true, {}});
+    };
+    if (device_body)
+      run(Host(), device::rmsnorm_forward<R, Host>, device::rmsnorm_backward<R, Host>);
+    else
+      run(Ser(), host::rmsnorm_forward<R, Ser>, host::rmsnorm_backward<R, Ser>);
+    Kokkos::fence();
+    check_bound<R>(who + " y", yb.data(), y, sy, D + 10);
+    check_bound<R>(who + " rstd", rb.data(), r, rs, D + 10);
+    check_bound<R>(who + " dx", dxb.data(), dx, sdx, 3 * D + 30);
+    check_bound<R>(who + " dx (accumulate)", dxab.data(), dxa, sdxa, 3 * D + 31);
+    check_bound<R>(who + " dg", dgb.data(), dg, sdg, N + D + 10);
+    std::vector<double> dg2(D), sdg2(D);  // the second call started from dg = 0
+    for (int d = 0; d < D; ++d) dg2[d] = dg[d] - double(dg0(d)), sdg2[d] = sdg[d] - std::abs(double(dg0(d)));
+    check_bound<R>(who + " dg (from 0)", dgab.data(), dg2, sdg2, N + D + 10);
+  }
+}
+}  // namespace
+
+// Production paths of the device body: N ≥ 4 × 1024 chunks and not a multiple of the 8 rows per team, D a
+// multiple of the 32 lanes and not.
+BOOST_AUTO_TEST_CASE(rmsnorm_device_body) {
+  for (const int D : {40, 256}) {
+    rmsnorm_device_case<double>(4 * kDeviceRowChunks + 37, D, 310 + D);
+    rmsnorm_device_case<float>(4 * kDeviceRowChunks + 37, D, 320 + D);
+  }
+  rmsnorm_device_case<double>(300, 24, 330);  // fewer rows than chunks: most chunks are empty
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -606,6 +795,49 @@ BOOST_AUTO_TEST_CASE(swiglu) {
   check_fd("swiglu dgu", gu.data(), gu.span(), dgu.data(), loss);
 }
 
+namespace {
+// The device body (on the default host space) and the host body (on Serial) against a double reference;
+// each output is a handful of rounded operations (n = 12 covers exp, the divisions and 1 − σ).
+template <class R>
+void swiglu_device_case(int N, int F, uint64_t seed) {
+  const std::string tag = "swiglu " + real_name<R>() + " N" + std::to_string(N) + " F" + std::to_string(F);
+  Rng rng(seed);
+  View2<R, Host> gu("gu", N, 2 * F), da("da", N, F);
+  fill_normal(gu, rng, 2.0), fill_normal(da, rng);
+  std::vector<double> a(size_t(N) * F), sa(a.size()), dgu(size_t(N) * 2 * F), sdgu(dgu.size());
+  for (int i = 0; i < N; ++i)
+    for (int f = 0; f < F; ++f) {
+      const double g = gu(i, f), u = gu(i, F + f), d = da(i, f), sg = 1 / (1 + std::exp(-g));
+      const size_t k = size_t(i) * F + f, kg = size_t(i) * 2 * F + f;
+      a[k] = g * sg * u, sa[k] = std::abs(a[k]);
+      dgu[kg] = d * u * sg * (1 + g * (1 - sg)), sdgu[kg] = std::abs(d * u * sg) * (1 + std::abs(g));
+      dgu[kg + F] = d * g * sg, sdgu[kg + F] = std::abs(dgu[kg + F]);
+    }
+  for (const bool device_body : {false, true}) {
+    const std::string who = tag + (device_body ? " device body" : " host body");
+    View2<R, Host> ab("a", N, F), dgub("dgu", N, 2 * F);
+    fill_const(dgub, 1e3);
+    auto run = [&](auto exec, auto body_fwd, auto body_bwd) {
+      using E = decltype(exec);
+      body_fwd(wm<E>(ab), wc<E>(gu));
+      body_bwd(wm<E>(dgub), wc<E>(da), wc<E>(gu));
+    };
+    if (device_body)
+      run(Host(), device::swiglu_forward<R, Host>, device::swiglu_backward<R, Host>);
+    else
+      run(Ser(), host::swiglu_forward<R, Ser>, host::swiglu_backward<R, Ser>);
+    Kokkos::fence();
+    check_bound<R>(who + " a", ab.data(), a, sa, 12);
+    check_bound<R>(who + " dgu", dgub.data(), dgu, sdgu, 12);
+  }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(swiglu_device_body) {
+  swiglu_device_case<double>(37, 45, 510);
+  swiglu_device_case<float>(37, 45, 511);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 BOOST_AUTO_TEST_CASE(cross_entropy) {
   Rng rng(606);
@@ -641,6 +873,69 @@ BOOST_AUTO_TEST_CASE(cross_entropy) {
     double s = 0;
     for (int v = 0; v < V; ++v) s += dz[size_t(i) * V + v];
     BOOST_TEST(std::abs(s) < 1e-15);
+  }
+}
+
+namespace {
+// The device body (on the default host space) and the host body (on Serial) against a double reference.
+// A row's loss m + log Σ exp(z − m) − z_y carries the V-term sum: n = V + 10 on the scale 1 + |m| + |log s| +
+// |z_y|; dz = (p − [v = y]) / N with p's relative error (V + 4)·u plus u·|z − m| from the exponent's
+// argument.
+template <class R>
+void cross_entropy_device_case(int B, int T, int V, uint64_t seed) {
+  const std::string tag =
+      "cross_entropy " + real_name<R>() + " N" + std::to_string(B * T) + " V" + std::to_string(V);
+  Rng rng(seed);
+  const int N = B * T;
+  std::vector<int> vals(size_t(B) * (T + 1));
+  for (auto& v : vals) v = int(rng.below(V));
+  auto tok = tokens_view(B, T, vals);
+  View2<R, Host> z("z", N, V);
+  fill_normal(z, rng, 3.0);
+  for (int i = 0; i < N; i += 5)
+    for (int v = 0; v < V; ++v) z(i, v) += R(40);  // large shared offsets: needs the max subtraction
+  double loss = 0, sloss = 0;
+  std::vector<double> dz(size_t(N) * V), sdz(dz.size());
+  for (int i = 0; i < N; ++i) {
+    const int y = tok(i / T, i % T + 1);
+    double m = -1e300, se = 0;
+    for (int v = 0; v < V; ++v) m = std::max(m, double(z(i, v)));
+    for (int v = 0; v < V; ++v) se += std::exp(z(i, v) - m);
+    loss += m + std::log(se) - z(i, y), sloss += 1 + std::abs(m) + std::abs(std::log(se)) + std::abs(z(i, y));
+    for (int v = 0; v < V; ++v) {
+      const double p = std::exp(z(i, v) - m) / se;
+      dz[size_t(i) * V + v] = (p - (v == y)) / N;
+      sdz[size_t(i) * V + v] = (p * (1 + std::abs(z(i, v) - m)) + (v == y)) / N;
+    }
+  }
+  const std::vector<double> want{loss / N}, swant{sloss / N};
+  for (const bool device_body : {false, true}) {
+    const std::string who = tag + (device_body ? " device body" : " host body");
+    View2<R, Host> zb("zb", N, V);
+    double got[2];
+    auto run = [&](auto exec, auto body) {
+      using E = decltype(exec);
+      Kokkos::deep_copy(zb, z);
+      got[0] = body(wm<E>(zb), ctok<E>(tok), T, false);
+      got[1] = body(wm<E>(zb), ctok<E>(tok), T, true);
+    };
+    if (device_body)
+      run(Host(), device::cross_entropy_forward_backward<R, Host>);
+    else
+      run(Ser(), host::cross_entropy_forward_backward<R, Ser>);
+    check_bound<R>(who + " loss", &got[0], want, swant, V + 10);
+    check_bound<R>(who + " loss (with_grad)", &got[1], want, swant, V + 10);
+    check_bound<R>(who + " dlogits", zb.data(), dz, sdz, V + 10);
+  }
+}
+}  // namespace
+
+// Production path of the device body: rows not a multiple of the 8 rows per team, V below the 32 lanes
+// (text8's 27) and above (256: 8 values per lane).
+BOOST_AUTO_TEST_CASE(cross_entropy_device_body) {
+  for (const int V : {27, 256}) {
+    cross_entropy_device_case<double>(5, 203, V, 610 + V);
+    cross_entropy_device_case<float>(5, 203, V, 620 + V);
   }
 }
 

@@ -64,7 +64,7 @@ class Model {
     dact_ = View2<R, Exec>("dact", N, F);
     attn_scratch_ = attention_scratch<R, Exec>(d.B, d.T, d.H, d.D);
     norm_partial_ = View2<R, Exec>("rmsnorm_partial", row_chunks_v<Exec>, D);
-    embed_partial_ = View3<R, Exec>("embedding_partial", row_chunks_v<Exec>, d.V, D);
+    embed_partial_ = View3<R, Exec>("embedding_partial", embedding_partial_chunks<Exec>(d.V, D), d.V, D);
     if constexpr (Spec::routed) {
       bank_ = View3<R, Exec>("bank", Spec::bank_size, N, D);
       dbank_ = View3<R, Exec>("dbank", Spec::bank_size, N, D);
@@ -324,7 +324,7 @@ class Model {
     n += N * D + N * d.V + 5 * N * D + N * 3 * D + N * 2 * F + N * F;             // xnf, logits, scratch
     n += int64_t(attention_scratch_size<Exec>(d.B, d.T, d.H, d.D));               // attention scratch
     constexpr int64_t C = row_chunks_v<Exec>;
-    n += C * D + C * d.V * D;  // reduction partials
+    n += C * D + embedding_partial_chunks<Exec>(d.V, D) * d.V * D;                // reduction partials
     if constexpr (Spec::routed) {
       const int64_t E = make_source_list<Spec>().total();
       n += 2 * Spec::bank_size * N * D + Spec::bank_size * N + E * N + C * (D + 2);

@@ -3,35 +3,27 @@
 #pragma once
 #include "wavres/core/math.hpp"
 #include "wavres/core/types.hpp"
+#include "wavres/ops/swiglu/device.hpp"
+#include "wavres/ops/swiglu/host.hpp"
 
 namespace wavres {
 
 // Forward:  a[i,f] = silu(gu[i,f]) · gu[i,F+f],   silu(x) = x·σ(x)
 template <class R, class Exec>
 void swiglu_forward(Mat<R, Exec> a, Mat<const R, Exec> gu) {
-  const int64_t F = a.extent(1);
-  Kokkos::parallel_for(
-      "swiglu_forward", Range<Exec>(0, a.extent(0)), KOKKOS_LAMBDA(int64_t i) {
-        for (int64_t f = 0; f < F; ++f) {
-          const R g = gu(i, f);
-          a(i, f) = g / (R(1) + kmath::exp_vec(-g)) * gu(i, F + f);
-        }
-      });
+  if constexpr (use_device_body_v<Exec>)
+    device::swiglu_forward<R, Exec>(a, gu);
+  else
+    host::swiglu_forward<R, Exec>(a, gu);
 }
 
 // Backward: dg = da · u · σ(g)(1 + g(1−σ(g))),   du = da · silu(g)
 template <class R, class Exec>
 void swiglu_backward(Mat<R, Exec> dgu, Mat<const R, Exec> da, Mat<const R, Exec> gu) {
-  const int64_t F = da.extent(1);
-  Kokkos::parallel_for(
-      "swiglu_backward", Range<Exec>(0, da.extent(0)), KOKKOS_LAMBDA(int64_t i) {
-        for (int64_t f = 0; f < F; ++f) {
-          const R g = gu(i, f), u = gu(i, F + f), d = da(i, f);
-          const R sg = R(1) / (R(1) + kmath::exp_vec(-g));
-          dgu(i, f) = d * u * sg * (R(1) + g * (R(1) - sg));
-          dgu(i, F + f) = d * g * sg;
-        }
-      });
+  if constexpr (use_device_body_v<Exec>)
+    device::swiglu_backward<R, Exec>(dgu, da, gu);
+  else
+    host::swiglu_backward<R, Exec>(dgu, da, gu);
 }
 
 }  // namespace wavres
