@@ -11,6 +11,7 @@
 #include "wavres/core/column_sum.hpp"
 #include "wavres/core/launch.hpp"
 #include "wavres/model/params.hpp"
+#include "wavres/ops/attention.hpp"
 #include "wavres/ops/cross_entropy.hpp"
 #include "wavres/ops/embedding.hpp"
 #include "wavres/ops/rmsnorm.hpp"
@@ -62,17 +63,19 @@ std::vector<LaunchRow> row_op_launches(const Dims& d) {
   };
 }
 
-// HOOK (attention, ops/attention/device.hpp): return one LaunchRow per device launch of attention_forward and
-// attention_backward, from their `device::*_launch(dims)` functions, and remove this comment.
-std::vector<LaunchRow> attention_launches(const Dims&) {
-  return {};
+// Attention (ops/attention/device.hpp): forward, and the backward's Δ, dK/dV and dQ kernels. The block sizes
+// are chosen from a scratch budget, not from the backend, so the host build computes the blocks a GPU uses.
+std::vector<LaunchRow> attention_launches(const Dims& d) {
+  constexpr int NL = 12;  // one attention sublayer per layer
+  std::vector<LaunchRow> rows;
+  for (const auto& a : device::attention_launches<float, Kokkos::DefaultExecutionSpace>(d.B, d.T, d.H, d.D))
+    rows.push_back({a.label, NL, LaunchShape{a.league, a.team, a.vector}, ""});
+  return rows;
 }
 
-// HOOK (routing, routing/*/device.hpp): one LaunchRow per device launch of the mixer, block accumulation,
-// two- phase and WAV detail kernels (per variant where they differ), and remove this comment.
-std::vector<LaunchRow> routing_launches(const Dims&) {
-  return {};
-}
+// Not yet here: the routing kernels (routing/*/device.hpp). Their team shapes are chosen inside the bodies from
+// is_gpu_space_v<Exec> (routing/device_team.hpp), so a host build cannot read a GPU's shape from them yet; the
+// shapes they were designed for are in docs/ARCHITECTURE.md. Exposing them as launch functions is open work.
 
 void check_launches(const std::string& group, const std::vector<LaunchRow>& rows) {
   if (rows.empty()) BOOST_TEST_MESSAGE(group << ": no rows yet (see the HOOK above)");
@@ -116,11 +119,9 @@ BOOST_AUTO_TEST_CASE(row_ops_and_reductions) {
 }
 
 BOOST_AUTO_TEST_CASE(attention) {
-  check_launches("attention", attention_launches(bench_dims()));
-}
-
-BOOST_AUTO_TEST_CASE(routing) {
-  check_launches("routing", routing_launches(bench_dims()));
+  const auto rows = attention_launches(bench_dims());
+  BOOST_TEST(rows.size() == 4u);  // forward, Δ, dK/dV, dQ
+  check_launches("attention", rows);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
