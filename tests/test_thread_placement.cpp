@@ -123,7 +123,8 @@ BOOST_AUTO_TEST_CASE(probe, *boost::unit_test::disabled()) {
 }
 
 // The bug of issue 18: libgomp binds the initial thread to the first place before main, the re-exec inherited
-// that one-CPU mask, and every thread of the new process ran on one core (half speed).
+// that one-CPU mask, and every thread of the new process ran on one core (half speed). Also: OMP_PLACES alone
+// means "bind" to libgomp, and the re-exec's default OMP_PROC_BIND=false used to unpin such a run.
 BOOST_AUTO_TEST_CASE(pinned_run_gets_one_core_per_thread) {
   const auto cpus = own_cpus();
   const int n = pinned_threads(cpus);
@@ -136,6 +137,7 @@ BOOST_AUTO_TEST_CASE(pinned_run_gets_one_core_per_thread) {
         BOOST_TEST(r.glibc_tunables == "glibc.malloc.hugetlb=1");  // the re-exec ran
         BOOST_TEST(r.tasks.size() >= size_t(n));                   // the pool exists
         BOOST_TEST(r.all.size() == size_t(n));                     // n threads, n CPUs
+        for (auto& t : r.tasks) BOOST_TEST(t.size() == 1u);        // each thread pinned, as asked
         BOOST_TEST(r.distinct_reported == n);                      // and the benchmarks' report says so
         for (int c : r.all) BOOST_TEST(std::count(cpus.begin(), cpus.end(), c) == 1);
       }

@@ -57,9 +57,15 @@ void ensure_blas_coretype(int argc, char** argv) {
   if (!std::getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f"))
     changed |= ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0;
 #endif
-  // libgomp reads OMP_PROC_BIND at load time too; Kokkos warns when it is unset. Unpinned threads are the
-  // safe default on shared machines; set OMP_PROC_BIND=spread OMP_PLACES=threads yourself on a dedicated one.
-  if (!std::getenv("OMP_PROC_BIND")) changed |= ::setenv("OMP_PROC_BIND", "false", 1) == 0;
+  // libgomp reads OMP_PROC_BIND at load time too; Kokkos warns when it is unset. OMP_PLACES alone makes
+  // libgomp bind as if OMP_PROC_BIND=true; writing that keeps the user's placement (a default of `false`
+  // unpinned it).
+  if (!std::getenv("OMP_PROC_BIND")) {
+    if (std::getenv("OMP_PLACES"))
+      changed |= ::setenv("OMP_PROC_BIND", "true", 1) == 0;
+    else
+      changed |= ::setenv("OMP_PROC_BIND", "false", 1) == 0;  // unpinned: the safe default on shared machines
+  }
   // Transparent huge pages for large mallocs (glibc >= 2.35; ignored by older glibc and where THP is off). A
   // step streams ~1 GiB of activations; with 4 KiB pages the TLB misses cost 3-5 % of it (measured on the l12
   // benchmarks). glibc reads the tunable at start-up, hence here. A user's own GLIBC_TUNABLES is left alone.
