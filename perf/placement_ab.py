@@ -7,7 +7,7 @@ drift of a shared machine hits all of them alike), with the 1-minute load averag
 
 --hog N runs N busy-looping processes (unpinned, like a compile) beside the benchmark: the shared-machine case,
 where another process takes a core. Placements (the OpenMP variables set; every other one is removed):
-""" 
+"""
 import argparse, json, os, statistics, subprocess, sys, time
 
 PLACEMENTS = {
