@@ -124,13 +124,17 @@ BOOST_AUTO_TEST_CASE(probe, *boost::unit_test::disabled()) {
 
 // The bug of issue 18: libgomp binds the initial thread to the first place before main, the re-exec inherited
 // that one-CPU mask, and every thread of the new process ran on one core (half speed). Also: OMP_PLACES alone
-// means "bind" to libgomp, and the re-exec's default OMP_PROC_BIND=false used to unpin such a run.
+// or GOMP_CPU_AFFINITY alone means "bind" to libgomp, and the re-exec's default OMP_PROC_BIND=false used to
+// unpin such a run.
 BOOST_AUTO_TEST_CASE(pinned_run_gets_one_core_per_thread) {
   const auto cpus = own_cpus();
   const int n = pinned_threads(cpus);
-  for (const std::string placement :
-       {"OMP_PROC_BIND=spread OMP_PLACES=threads", "OMP_PROC_BIND=close OMP_PLACES=cores",
-        "OMP_PROC_BIND=true", "OMP_PLACES=threads"}) {
+  std::string affinity;  // GOMP_CPU_AFFINITY=c0,c1,...: the first n CPUs of this process
+  for (int t = 0; t < n; ++t) affinity += (t ? "," : "") + std::to_string(cpus[size_t(t)]);
+  const std::vector<std::string> placements = {"OMP_PROC_BIND=spread OMP_PLACES=threads",
+                                               "OMP_PROC_BIND=close OMP_PLACES=cores", "OMP_PROC_BIND=true",
+                                               "OMP_PLACES=threads", "GOMP_CPU_AFFINITY=" + affinity};
+  for (const auto& placement : placements) {
     BOOST_TEST_CONTEXT(placement << " OMP_NUM_THREADS=" << n) {
       const auto r = run_probe(placement + " OMP_NUM_THREADS=" + std::to_string(n));
       BOOST_TEST_CONTEXT("probe output:\n" << r.output) {

@@ -16,7 +16,8 @@ namespace {
 // Undo libgomp's narrowing of the start-up thread before the re-exec. When OMP_PROC_BIND or OMP_PLACES is
 // set, libgomp binds the initial thread to the first place while it loads, i.e. before main; an exec inherits
 // that one-place mask, the new process builds its places from it, and every OpenMP thread lands on one core
-// (the l12 benchmark ran 3.2 s instead of 1.1 s per step under OMP_PROC_BIND=spread OMP_PLACES=threads).
+// (issue 18: the l12 benchmark ran 3.2 s instead of 1.1 s per step under OMP_PROC_BIND=spread
+// OMP_PLACES=threads).
 // libgomp built its place list from the mask the process started with (intersected with OMP_PLACES), so the
 // places' union is that mask as far as OpenMP can use it; the thread's mask is widened to it, never narrowed.
 // The symbols are looked up at run time so that a build without -fopenmp still repairs the mask when libgomp
@@ -57,14 +58,14 @@ void ensure_blas_coretype(int argc, char** argv) {
   if (!std::getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f"))
     changed |= ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0;
 #endif
-  // libgomp reads OMP_PROC_BIND at load time too; Kokkos warns when it is unset. OMP_PLACES alone makes
-  // libgomp bind as if OMP_PROC_BIND=true; writing that keeps the user's placement (a default of `false`
-  // unpinned it).
+  // libgomp reads OMP_PROC_BIND at load time too; Kokkos warns when it is unset. OMP_PLACES or
+  // GOMP_CPU_AFFINITY alone makes libgomp bind as if OMP_PROC_BIND=true; writing that keeps the user's
+  // placement (a default of `false` unpinned it).
   if (!std::getenv("OMP_PROC_BIND")) {
-    if (std::getenv("OMP_PLACES"))
+    if (std::getenv("OMP_PLACES") || std::getenv("GOMP_CPU_AFFINITY"))
       changed |= ::setenv("OMP_PROC_BIND", "true", 1) == 0;
     else
-      changed |= ::setenv("OMP_PROC_BIND", "false", 1) == 0;  // unpinned: the safe default on shared machines
+      changed |= ::setenv("OMP_PROC_BIND", "false", 1) == 0;  // unpinned: see README, "Thread placement"
   }
   // Transparent huge pages for large mallocs (glibc >= 2.35; ignored by older glibc and where THP is off). A
   // step streams ~1 GiB of activations; with 4 KiB pages the TLB misses cost 3-5 % of it (measured on the l12
