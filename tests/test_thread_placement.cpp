@@ -90,6 +90,7 @@ ProbeResult run_probe(const std::string& env, const std::string& taskset = "") {
 }
 
 // OMP_NUM_THREADS for the pinned cases: every CPU this process has, at most 4 (enough to see narrowing).
+// Places are hardware threads throughout, so a pinned thread has exactly one CPU on SMT machines too.
 int pinned_threads(const std::vector<int>& cpus) {
   BOOST_TEST_INFO("these cases need at least 2 CPUs in the affinity mask of the test process");
   BOOST_TEST_REQUIRE(cpus.size() >= 2u);
@@ -132,7 +133,7 @@ BOOST_AUTO_TEST_CASE(pinned_run_gets_one_core_per_thread) {
   std::string affinity;  // GOMP_CPU_AFFINITY=c0,c1,...: the first n CPUs of this process
   for (int t = 0; t < n; ++t) affinity += (t ? "," : "") + std::to_string(cpus[size_t(t)]);
   const std::vector<std::string> placements = {"OMP_PROC_BIND=spread OMP_PLACES=threads",
-                                               "OMP_PROC_BIND=close OMP_PLACES=cores", "OMP_PROC_BIND=true",
+                                               "OMP_PROC_BIND=close OMP_PLACES=threads", "OMP_PROC_BIND=true",
                                                "OMP_PLACES=threads", "GOMP_CPU_AFFINITY=" + affinity};
   for (const auto& placement : placements) {
     BOOST_TEST_CONTEXT(placement << " OMP_NUM_THREADS=" << n) {
