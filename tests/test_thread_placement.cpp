@@ -55,6 +55,7 @@ struct ProbeResult {
   std::vector<std::set<int>> tasks;  // each thread's Cpus_allowed_list
   std::set<int> all;                 // their union
   std::string glibc_tunables;        // set by the re-exec: proves it happened
+  std::string wait_policy;           // OMP_WAIT_POLICY after the re-exec
   int distinct_reported = -1;        // ThreadPlacement::distinct_cpus() in the child
   std::string output;
 };
@@ -62,8 +63,9 @@ struct ProbeResult {
 // Runs the probe under `env` (prefixed to the command line through env(1); `taskset` optional).
 ProbeResult run_probe(const std::string& env, const std::string& taskset = "") {
   const std::string exe = fs::read_symlink("/proc/self/exe").string();
-  const std::string cmd = "env -u OPENBLAS_CORETYPE -u GLIBC_TUNABLES -u WAVRES_NO_REEXEC -u OMP_PROC_BIND " +
-                          env + " " + taskset + " " + exe + " --run_test=probe --log_level=nothing 2>&1";
+  const std::string cmd =
+      "env -u OPENBLAS_CORETYPE -u GLIBC_TUNABLES -u WAVRES_NO_REEXEC -u OMP_PROC_BIND -u OMP_WAIT_POLICY " +
+      env + " " + taskset + " " + exe + " --run_test=probe --log_level=nothing 2>&1";
   ProbeResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
   BOOST_TEST_REQUIRE(p != nullptr);
@@ -82,6 +84,8 @@ ProbeResult run_probe(const std::string& env, const std::string& taskset = "") {
       r.all.insert(r.tasks.back().begin(), r.tasks.back().end());
     } else if (tag == "probe-tunables") {
       r.glibc_tunables = value;
+    } else if (tag == "probe-wait-policy") {
+      r.wait_policy = value;
     } else if (tag == "probe-distinct") {
       r.distinct_reported = std::stoi(value);
     }
@@ -118,6 +122,8 @@ BOOST_AUTO_TEST_CASE(probe, *boost::unit_test::disabled()) {
   }
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   std::printf("probe-tunables %s\n", tunables ? tunables : "unset");
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  std::printf("probe-wait-policy %s\n", wait ? wait : "unset");
   const auto placement = wavres::thread_placement();
   std::printf("probe-distinct %d\nprobe-placement %s\n", placement.distinct_cpus(),
               placement.describe().c_str());
@@ -173,5 +179,20 @@ BOOST_AUTO_TEST_CASE(re_exec_never_widens_the_start_mask) {
   BOOST_TEST_CONTEXT("probe output:\n" << r.output) {
     BOOST_TEST(r.glibc_tunables == "glibc.malloc.hugetlb=1");
     BOOST_TEST((r.all == std::set<int>{last}));
+  }
+}
+
+// The default waits passively (README, "Thread placement": spinning waiters cost 1.3-2.3x on a busy machine);
+// a user's own OMP_WAIT_POLICY is kept.
+BOOST_AUTO_TEST_CASE(default_waits_passively_unless_told) {
+  const auto cpus = own_cpus();
+  const int n = pinned_threads(cpus);
+  const auto dflt = run_probe("OMP_NUM_THREADS=" + std::to_string(n));
+  BOOST_TEST_CONTEXT("probe output:\n" << dflt.output) {
+    BOOST_TEST(dflt.wait_policy == "passive");
+  }
+  const auto own = run_probe("OMP_WAIT_POLICY=active OMP_NUM_THREADS=" + std::to_string(n));
+  BOOST_TEST_CONTEXT("probe output:\n" << own.output) {
+    BOOST_TEST(own.wait_policy == "active");
   }
 }
