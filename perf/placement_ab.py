@@ -6,15 +6,17 @@ drift of a shared machine hits all of them alike), with the 1-minute load averag
                        [--hog N] [--placements default,spread,...] [--build build/openmp]
 
 --hog N runs N busy-looping processes (unpinned, like a compile) beside the benchmark: the shared-machine case,
-where another process takes a core. Placements (the OpenMP variables set; every other one is removed):
+where another process takes a core. GOMP_SPINCOUNT=300000 is libgomp's wait when OMP_WAIT_POLICY is unset
+(spin, then sleep), which the re-exec would otherwise turn into passive. Placements (the OpenMP variables set;
+every other OMP_* and GOMP_* one is removed):
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
 PLACEMENTS = {
-    "default": {},  # whatever the start-up re-exec chooses
-    "unpinned": {"OMP_PROC_BIND": "false"},
-    "spread": {"OMP_PROC_BIND": "spread", "OMP_PLACES": "threads"},
-    "close": {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"},
+    "default": {},  # whatever the start-up re-exec chooses (since 2026-11-28: unpinned, passive)
+    "old-default": {"OMP_PROC_BIND": "false", "GOMP_SPINCOUNT": "300000"},  # unpinned, libgomp's unset wait
+    "spread": {"OMP_PROC_BIND": "spread", "OMP_PLACES": "threads"},  # with the default wait policy
+    "spread-spin": {"OMP_PROC_BIND": "spread", "OMP_PLACES": "threads", "GOMP_SPINCOUNT": "300000"},
     "unpinned-passive": {"OMP_PROC_BIND": "false", "OMP_WAIT_POLICY": "passive"},
     "spread-passive": {"OMP_PROC_BIND": "spread", "OMP_PLACES": "threads", "OMP_WAIT_POLICY": "passive"},
     "unpinned-active": {"OMP_PROC_BIND": "false", "OMP_WAIT_POLICY": "active"},
@@ -46,7 +48,7 @@ def bench(a, variant, placement):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default="prenorm,wav")
-    ap.add_argument("--placements", default="default,spread")
+    ap.add_argument("--placements", default="default,old-default,spread-spin,spread-passive")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--timed", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)

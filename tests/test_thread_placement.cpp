@@ -64,7 +64,8 @@ struct ProbeResult {
 ProbeResult run_probe(const std::string& env, const std::string& taskset = "") {
   const std::string exe = fs::read_symlink("/proc/self/exe").string();
   const std::string cmd =
-      "env -u OPENBLAS_CORETYPE -u GLIBC_TUNABLES -u WAVRES_NO_REEXEC -u OMP_PROC_BIND -u OMP_WAIT_POLICY " +
+      "env -u OPENBLAS_CORETYPE -u GLIBC_TUNABLES -u WAVRES_NO_REEXEC -u OMP_PROC_BIND -u OMP_WAIT_POLICY "
+      "-u GOMP_SPINCOUNT " +
       env + " " + taskset + " " + exe + " --run_test=probe --log_level=nothing 2>&1";
   ProbeResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
@@ -183,7 +184,7 @@ BOOST_AUTO_TEST_CASE(re_exec_never_widens_the_start_mask) {
 }
 
 // The default waits passively (README, "Thread placement": spinning waiters cost 1.3-2.3x on a busy machine);
-// a user's own OMP_WAIT_POLICY is kept.
+// a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept.
 BOOST_AUTO_TEST_CASE(default_waits_passively_unless_told) {
   const auto cpus = own_cpus();
   const int n = pinned_threads(cpus);
@@ -194,5 +195,9 @@ BOOST_AUTO_TEST_CASE(default_waits_passively_unless_told) {
   const auto own = run_probe("OMP_WAIT_POLICY=active OMP_NUM_THREADS=" + std::to_string(n));
   BOOST_TEST_CONTEXT("probe output:\n" << own.output) {
     BOOST_TEST(own.wait_policy == "active");
+  }
+  const auto spin = run_probe("GOMP_SPINCOUNT=300000 OMP_NUM_THREADS=" + std::to_string(n));
+  BOOST_TEST_CONTEXT("probe output:\n" << spin.output) {
+    BOOST_TEST(spin.wait_policy == "unset");
   }
 }

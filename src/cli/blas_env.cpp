@@ -71,7 +71,9 @@ void ensure_blas_coretype(int argc, char** argv) {
   // waiters take time from the working threads. l12 steps ran 1.3-2.3x faster passive at load 4-36 in 10 of
   // 11 rounds (1.7x slower in the 11th, WAV at load 35); on a quiet machine passive cost 0.6 % (PreNorm) and
   // 4 % (WAV) in one round (README, "Thread placement").
-  if (!std::getenv("OMP_WAIT_POLICY")) changed |= ::setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+  // GOMP_SPINCOUNT is libgomp's own wait setting (GOMP_SPINCOUNT=300000 is its unset default): also a choice.
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT"))
+    changed |= ::setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
   // Transparent huge pages for large mallocs (glibc >= 2.35; ignored by older glibc and where THP is off). A
   // step streams ~1 GiB of activations; with 4 KiB pages the TLB misses cost 3-5 % of it (measured on the l12
   // benchmarks). glibc reads the tunable at start-up, hence here. A user's own GLIBC_TUNABLES is left alone.
