@@ -65,7 +65,7 @@ ProbeResult run_probe(const std::string& env, const std::string& taskset = "") {
   const std::string exe = fs::read_symlink("/proc/self/exe").string();
   const std::string cmd =
       "env -u OPENBLAS_CORETYPE -u GLIBC_TUNABLES -u WAVRES_NO_REEXEC -u OMP_PROC_BIND -u OMP_WAIT_POLICY "
-      "-u GOMP_SPINCOUNT " +
+      "-u GOMP_SPINCOUNT -u OMP_PLACES -u GOMP_CPU_AFFINITY " +
       env + " " + taskset + " " + exe + " --run_test=probe --log_level=nothing 2>&1";
   ProbeResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
