@@ -24,6 +24,7 @@
 #include "kernel_profiler.hpp"
 #include "wavres/cli/blas_env.hpp"
 #include "wavres/cli/options.hpp"
+#include "wavres/cli/placement.hpp"
 #include "wavres/model/model.hpp"
 #include "wavres/ops/gemm_precision.hpp"
 #include "wavres/optim/adamw.hpp"
@@ -123,6 +124,10 @@ int main(int argc, char** argv) {
     return -1;
   };
   const double device_free0 = device_free_bytes();
+  // Printed with every figure: pinned and unpinned threads differ by up to 1.6x per step (README,
+  // Performance).
+  const ThreadPlacement placement = thread_placement();
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   Dims d = o.dims;
   d.V = 27;
   Model<Spec, float, Exec> model(d);
@@ -192,10 +197,14 @@ int main(int argc, char** argv) {
         "{\"config\":\"%s\",\"variant\":\"%s\",\"backend\":\"%s\",\"n_layer\":%d,\"d_model\":%d,\"heads\":%d,"
         "\"d_ff\":%d,\"seq_len\":%d,\"batch\":%d,\"threads\":%d,\"median_step_s\":%.5f,\"tokens_per_s\":%.1f,"
         "\"gflops\":%.1f,\"peak_gflops\":%.1f,\"peak_rss_mib\":%.1f,\"allocated_mib\":%.1f,"
-        "\"device_mib\":%.1f,\"gemm\":\"%s\",\"profiled_step_s\":%.5f,\"top_kernels\":[",
+        "\"device_mib\":%.1f,\"gemm\":\"%s\",\"omp_proc_bind\":\"%s\",\"omp_places\":\"%s\","
+        "\"omp_wait_policy\":\"%s\",\"distinct_cpus\":%d,\"placement\":\"%s\",\"cpu\":\"%s\","
+        "\"profiled_step_s\":%.5f,\"top_kernels\":[",
         Spec::name().c_str(), variant_name(Spec::variant), Exec::name(), Spec::n_layer, d.D, d.H, d.F, d.T,
         d.B, int(Exec().concurrency()), med, tokens_per_s, gflops, peak, rss_mib, alloc_mib, device_mib,
-        o.tf32 ? "tf32" : "fp32", prof_total);
+        o.tf32 ? "tf32" : "fp32", placement.proc_bind.c_str(), placement.places.c_str(),
+        wait_policy ? wait_policy : "unset", placement.distinct_cpus(), placement.describe().c_str(),
+        placement.cpu_model.c_str(), prof_total);
     for (size_t i = 0; i < kernels.size(); ++i)
       std::printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%ld}", i ? "," : "", kernels[i].second.c_str(),
                   1e3 * kernels[i].first, table.at(kernels[i].second).calls);
@@ -204,6 +213,8 @@ int main(int argc, char** argv) {
   }
   std::printf("%s  D=%d H=%d F=%d T=%d B=%d  %s x%d\n", Spec::name().c_str(), d.D, d.H, d.F, d.T, d.B,
               Exec::name(), int(Exec().concurrency()));
+  std::printf("  placement: %s, OMP_WAIT_POLICY=%s; CPU: %s\n", placement.describe().c_str(),
+              wait_policy ? wait_policy : "unset", placement.cpu_model.c_str());
   std::printf("  step (median of %d): %.3f s   %.0f tokens/s   %.1f GFLOP/s", timed, med, tokens_per_s,
               gflops);
   if (peak > 0) std::printf(" = %.1f %% of the measured FP32 peak %.0f GFLOP/s", 100 * gflops / peak, peak);

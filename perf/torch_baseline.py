@@ -81,6 +81,28 @@ def from_dump(args):
     return 0
 
 
+def placement():
+    """Where this process's threads may run, as the kernel enforces it (/proc/self/task/*/status), and the
+    OpenMP variables that chose it; the same fields perf/bench_step.cpp reports for wavres."""
+    masks = []
+    for tid in sorted(os.listdir("/proc/self/task"), key=int):
+        try:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                masks += [line.split()[1] for line in f if line.startswith("Cpus_allowed_list:")]
+        except OSError:  # the thread ended meanwhile
+            pass
+    cpus = set()
+    for m in masks:
+        for part in m.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    bind, places = os.environ.get("OMP_PROC_BIND", "unset"), os.environ.get("OMP_PLACES", "unset")
+    return dict(omp_proc_bind=bind, omp_places=places, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
+                distinct_cpus=len(cpus),
+                placement=f"OMP_PROC_BIND={bind} OMP_PLACES={places}: {len(masks)} threads (all of the "
+                          f"process's) on CPUs {' | '.join(masks)}")
+
+
 def batches(args, vocab_size, gen):
     """Infinite (inputs, targets) stream: random windows of the data file, or random tokens."""
     B, T = args.batch, args.seq_len
@@ -140,7 +162,7 @@ def train(args):
                tokens_per_s=args.batch * cfg.seq_len / med, final_loss=losses[-1],
                n_params=sum(p.numel() for p in model.parameters()),
                torch_version=torch.__version__, threads=torch.get_num_threads(), device=args.device,
-               compiled=args.compile)
+               compiled=args.compile, **placement())
     if args.device.startswith("cuda"):  # FP32 matmuls stay FP32 unless TF32 is allowed (off by default)
         res.update(peak_device_mib=torch.cuda.max_memory_allocated() / 2**20,
                    tf32=bool(torch.backends.cuda.matmul.allow_tf32), gpu=torch.cuda.get_device_name())
@@ -150,7 +172,7 @@ def train(args):
         print(f"{cfg.variant} n_layer={cfg.n_layer} S={cfg.block_sublayers} d_model={cfg.d_model} "
               f"T={cfg.seq_len} B={args.batch} threads={res['threads']}: median step "
               f"{med * 1e3:.1f} ms over {args.steps} steps, {res['tokens_per_s']:.0f} tokens/s, "
-              f"last loss {losses[-1]:.4f} (torch {torch.__version__})")
+              f"last loss {losses[-1]:.4f} (torch {torch.__version__})\n  placement: {res['placement']}")
     return 0
 
 
