@@ -51,6 +51,7 @@ esac
 # OpenBLAS's OpenMP flavour shares Kokkos' OpenMP thread pool instead of spawning a second pool (oversubscription).
 pkgs=(build-essential cmake ninja-build git curl unzip ca-certificates libeigen3-dev libhdf5-dev hdf5-tools libboost-test-dev
       libopenblas-openmp-dev dpkg-dev clang-format patchelf xz-utils  # patchelf, xz: the GPU kit
+      libopenmpi-dev openmpi-bin  # data-parallel training (WAVRES_MPI, include/wavres/dist/)
       python3-torch python3-h5py python3-numpy python3-matplotlib)  # torch: the independent reference of the spec
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done

@@ -395,10 +395,11 @@ void print_config(std::ostream& out, const H5File& f, const Config& c, int verif
 
   if (f.exists("/run")) {
     out << "[run]\n";
-    for (const char* a : {"git_revision", "build_type", "backend", "threads", "command_line", "start_time"}) {
+    for (const char* a :
+         {"git_revision", "build_type", "backend", "threads", "ranks", "command_line", "start_time"}) {
       if (!f.has_attr("/run", a)) continue;
       std::string v;
-      if (std::string(a) == "threads")
+      if (std::string(a) == "threads" || std::string(a) == "ranks")
         v = std::to_string(f.attr_int("/run", a));
       else
         v = printable(f.attr_string("/run", a));

@@ -30,6 +30,7 @@ namespace wavres {
 struct RunMeta {
   std::string git_rev, build_type, backend, command_line, start_time;
   int64_t threads = 0;
+  int64_t ranks = 1;  // processes of a data-parallel run (dist/comm.hpp)
 };
 
 // Everything a bit-identical resume needs besides params and moments.
@@ -103,6 +104,7 @@ inline void write_run_meta(H5File& f, const RunMeta& m) {
   f.set_attr("/run", "build_type", m.build_type);
   f.set_attr("/run", "backend", m.backend);
   f.set_attr("/run", "threads", m.threads);
+  f.set_attr("/run", "ranks", m.ranks);
   f.set_attr("/run", "command_line", m.command_line);
   f.set_attr("/run", "start_time", m.start_time);
 }
