@@ -1,4 +1,10 @@
-// Launch shapes and helpers shared by the routing kernels' device bodies (routing/*/device.hpp).
+// Launch shapes and lane rules shared by the routing kernels' device bodies (routing/*/device.hpp).
+//
+// Launches: every device body takes its launch from a `device::<kernel>_launch(...)` function next to it,
+// which returns the CUDA shape as a LaunchShape (core/launch.hpp) whatever backend is being compiled, and
+// launches it with team_policy<Exec>(shape, scratch) (a flat range for flat shapes). team_policy is the one
+// place that fits a CUDA shape to the host (team clamped to the thread pool, one lane), and
+// tests/test_parallelism.cpp reads the same functions to count the GPU threads of each launch.
 //
 // Row kernels: team thread = one token row, vector lanes = the row's features d (on CUDA a warp reads 32
 // consecutive floats per load: coalesced). Per-row scalars (dot products, softmax statistics, the mixer
@@ -10,11 +16,13 @@
 //
 // Column reductions: a team per row chunk (row_chunks_v<Exec> = 1024 on a device) writes one partial row;
 // chunk_column_sums then adds the partials in a fixed order (groups of chunks, then the groups). Every sum
-// has an order fixed by the shapes alone, not by the team size Kokkos runs: results do not depend on the
-// thread count.
+// has an order fixed by the shapes alone (the CUDA shape's rows per team, the chunk and slot counts), never
+// by the team size Kokkos runs: results do not depend on the thread count.
 #pragma once
 #include <algorithm>
+#include "wavres/core/column_sum.hpp"
 #include "wavres/core/exec_traits.hpp"
+#include "wavres/core/launch.hpp"
 #include "wavres/core/math.hpp"
 #include "wavres/core/types.hpp"
 
@@ -27,44 +35,31 @@ using Scratch1 = Kokkos::View<R*, typename Exec::scratch_memory_space, Kokkos::M
 template <class R, class Exec>
 using Scratch2 = Kokkos::View<R**, typename Exec::scratch_memory_space, Kokkos::MemoryUnmanaged>;
 
-// Vector lanes across a row of D features: a warp on CUDA (fewer for rows narrower than 32), 1 on the host
-// (OpenMP runs a ThreadVectorRange as a plain loop).
-template <class Exec>
-int row_lanes(int64_t D) {
+// Vector lanes across a row of D features: a warp (kRowLanes); for D ≤ 16 the power of two ≥ D.
+constexpr int row_lanes(int64_t D) {
   int lanes = 1;
-  if constexpr (is_gpu_space_v<Exec>)
-    while (lanes < 32 && lanes < D) lanes *= 2;
+  while (lanes < kRowLanes && lanes < D) lanes *= 2;
   return lanes;
 }
-// Threads per team when each thread owns `want` independent items (rows, consumers, chunk slots): all of them
-// on a GPU up to 256 threads per block (a TeamThreadRange loops over the rest; larger blocks can exceed the
-// registers a kernel may use per block), at most the pool size on OpenMP (Kokkos' team_size_max there).
-template <class Exec>
-int team_threads(int want, int lanes) {
-  if constexpr (is_gpu_space_v<Exec>) {
-    return std::max(1, std::min(want, 256 / lanes));
-  } else {
-    (void)lanes;
-    return std::max(1, std::min(want, int(Exec::concurrency())));
-  }
-}
+// Threads × lanes of a routing team: 256 (a TeamThreadRange loops over the rest; larger blocks can exceed the
+// registers a kernel may use per block).
+constexpr int kTeamWidth = 256;
+// Threads × lanes of a row kernel's team: 128, 4 warps per block.
+constexpr int kRowTeamWidth = 128;
 
-// Row kernels: a team of `rows` token rows, `lanes` lanes each. 4 warps per block on CUDA.
-struct RowShape {
-  int rows, lanes;
-  int64_t league;
-};
-template <class Exec>
-RowShape row_shape(int64_t N, int64_t D) {
-  const int lanes = row_lanes<Exec>(D);
-  const int rows = is_gpu_space_v<Exec> ? std::max(1, 128 / lanes) : 4;
-  return {rows, lanes, (N + rows - 1) / rows};
+// `league` teams whose threads each own one of `want` independent items (consumers, chunk slots), with the
+// lanes of a D-wide row.
+inline LaunchShape team_launch(int64_t league, int64_t want, int64_t D) {
+  const int lanes = row_lanes(D);
+  return {league, int(std::max<int64_t>(1, std::min<int64_t>(want, kTeamWidth / lanes))), lanes};
 }
-template <class Exec>
-Kokkos::TeamPolicy<Exec> row_policy(const RowShape& s) {
-  return Kokkos::TeamPolicy<Exec>(s.league, team_threads<Exec>(s.rows, s.lanes), s.lanes);
+// Row kernels: a team of kRowTeamWidth / lanes token rows, a thread per row (for_team_rows).
+inline LaunchShape row_launch(int64_t N, int64_t D) {
+  const int lanes = row_lanes(D), rows = kRowTeamWidth / lanes;
+  return {ceil_div(N, rows), rows, lanes};
 }
-// Runs f(i) for the team's token rows i, one per team thread.
+// Runs f(i) for the team's token rows i, one per team thread; `rows` is the launch shape's team (the CUDA
+// size: on the host fewer threads loop over the same rows).
 template <class Exec, class F>
 KOKKOS_INLINE_FUNCTION void for_team_rows(const Member<Exec>& team, int64_t N, int rows, const F& f) {
   const int64_t i0 = int64_t(team.league_rank()) * rows;
@@ -86,42 +81,47 @@ KOKKOS_INLINE_FUNCTION R lane_sum(const Member<Exec>& team, int D, const F& f) {
 // that every chunk's sum has the same order whatever team size Kokkos runs. slots is capped by the rows a
 // chunk has (4 at the benchmark shape, N = 4096) and by a 32 KiB scratch budget (CUDA gives 48 KiB per
 // block).
-template <class R>
-int chunk_slots(int64_t N, int C, int64_t row_bytes) {
-  const int64_t rows = (N + C - 1) / C;
+inline int chunk_slots(int64_t N, int64_t C, int64_t row_bytes) {
+  const int64_t rows = ceil_div(N, C);
   const int64_t budget = 32768 / std::max<int64_t>(row_bytes, 1);
   return int(std::max<int64_t>(1, std::min<int64_t>({4, rows, budget})));
 }
+// A chunk kernel over C chunks of N rows of D values of R: a team per chunk, a thread per slot.
+template <class R>
+LaunchShape chunk_launch(int64_t N, int64_t D, int64_t C) {
+  return team_launch(C, chunk_slots(N, C, D * int64_t(sizeof(R))), D);
+}
 
 // out(e, Σ_c part(c, e)) for e < E (part is [C, ≥E]): the per-chunk partials of a column reduction summed
-// in a fixed order. team = 32 consecutive columns (one per lane: coalesced), threads = 32 groups of C/32
-// chunks each (summed in chunk order into scratch), then the group sums in group order.
+// in a fixed order. Launch: device::column_sum_launch(E) (core/column_sum.hpp): team = 32 consecutive
+// columns (one per lane: coalesced), threads = 32 groups of C/32 consecutive chunks each (summed in chunk
+// order into scratch), then the group sums in group order. (device::column_sum groups the chunks g, g + 32,
+// … instead: the same count of additions, another rounding.)
 template <class R, class Exec, class Out>
 void chunk_column_sums(const char* label, Mat<const R, Exec> part, int64_t E, const Out& out) {
-  constexpr int G = 32;
+  constexpr int G = device::kColumnSumGroups;
   const int C = int(part.extent(0));
-  const int lanes = is_gpu_space_v<Exec> ? 32 : 1;
-  const int64_t tiles = (E + lanes - 1) / lanes;
-  auto policy = Kokkos::TeamPolicy<Exec>(tiles, team_threads<Exec>(G, lanes), lanes);
-  policy.set_scratch_size(0, Kokkos::PerTeam(Scratch2<R, Exec>::shmem_size(G, lanes)));
+  const LaunchShape s = device::column_sum_launch(E);
+  const int cols = s.vector;  // columns per team
   Kokkos::parallel_for(
-      label, policy, KOKKOS_LAMBDA(const Member<Exec>& team) {
-        const int64_t e0 = int64_t(team.league_rank()) * lanes;
-        const int ne = int(E - e0 < lanes ? E - e0 : lanes);
-        Scratch2<R, Exec> group(team.team_scratch(0), G, lanes);
+      label, team_policy<Exec>(s, Scratch2<R, Exec>::shmem_size(G, cols)),
+      KOKKOS_LAMBDA(const Member<Exec>& team) {
+        const int64_t e0 = int64_t(team.league_rank()) * cols;
+        const int ne = int(E - e0 < cols ? E - e0 : cols);
+        Scratch2<R, Exec> group(team.team_scratch(0), G, cols);
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, G), [&](int gi) {
           const int c0 = int(int64_t(C) * gi / G), c1 = int(int64_t(C) * (gi + 1) / G);
           Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, ne), [&](int k) {
-            R s = 0;
-            for (int c = c0; c < c1; ++c) s += part(c, e0 + k);
-            group(gi, k) = s;
+            R sum = 0;
+            for (int c = c0; c < c1; ++c) sum += part(c, e0 + k);
+            group(gi, k) = sum;
           });
         });
         team.team_barrier();  // every group's sums are in scratch
         Kokkos::parallel_for(Kokkos::TeamVectorRange(team, ne), [&](int k) {
-          R s = 0;
-          for (int gi = 0; gi < G; ++gi) s += group(gi, k);
-          out(e0 + k, s);
+          R sum = 0;
+          for (int gi = 0; gi < G; ++gi) sum += group(gi, k);
+          out(e0 + k, sum);
         });
       });
 }

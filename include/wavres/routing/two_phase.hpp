@@ -25,6 +25,7 @@
 #include <stdexcept>
 #include <string>
 #include "wavres/core/exec_traits.hpp"
+#include "wavres/core/launch.hpp"
 #include "wavres/core/math.hpp"
 #include "wavres/core/types.hpp"
 #include "wavres/routing/accumulate.hpp"
@@ -113,11 +114,16 @@ struct MixerBlockBackwardArgs {
 };
 
 // q̂_p = w_p ⊙ g_p for the block's consumers, once per block. One body: a flat elementwise range suits both.
+namespace device {
+inline LaunchShape mixer_block_queries_launch(int64_t S, int64_t D) {
+  return {S * D, 1, 1};
+}
+}  // namespace device
 template <class R, class Exec>
 void mixer_block_queries(Mat<R, Exec> qhat, Mat<const R, Exec> w, Mat<const R, Exec> g) {
   const int64_t D = w.extent(1);
   Kokkos::parallel_for(
-      "mixer_block_queries", Range<Exec>(0, w.extent(0) * D),
+      "mixer_block_queries", Range<Exec>(0, device::mixer_block_queries_launch(w.extent(0), D).league),
       KOKKOS_LAMBDA(int64_t k) { qhat(k / D, k % D) = w(k / D, k % D) * g(k / D, k % D); });
 }
 

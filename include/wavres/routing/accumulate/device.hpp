@@ -1,5 +1,5 @@
 // Device bodies of the block accumulation (routing/accumulate.hpp has the math; routing/device_team.hpp the
-// launch shapes and the lane rules).
+// shape helpers and the lane rules). Each body launches the CUDA shape its `*_launch` function returns.
 //   forward, WAV details:  team = 128/lanes token rows; thread = one row; lanes = d (1/ρ and κ need a row
 //                          sum). wav_details keeps π_d, σ_d of its lane in registers over the S partials.
 //   backward (suffix sum, last update): elementwise, a flat range over all N·D elements.
@@ -12,17 +12,30 @@ namespace wavres::device {
 using routing_device::lane_sum;
 using routing_device::Member;
 
+inline LaunchShape block_accumulate_forward_launch(int64_t N, int64_t D) {
+  return routing_device::row_launch(N, D);
+}
+inline LaunchShape wav_details_forward_launch(int64_t N, int64_t D) {
+  return routing_device::row_launch(N, D);
+}
+// The elementwise backward kernels: a flat range over the N·D elements.
+inline LaunchShape block_accumulate_backward_launch(int64_t N, int64_t D) {
+  return {N * D, 1, 1};
+}
+inline LaunchShape block_last_update_backward_launch(int64_t N, int64_t D) {
+  return {N * D, 1, 1};
+}
+
 template <class R, class Exec>
 void block_accumulate_forward(View3<R, Exec> bank, View2<R, Exec> rinv, int out, int prev,
                               Mat<const R, Exec> y) {
   const int64_t N = y.extent(0);
   const int D = int(y.extent(1));
   const bool first = prev < 0;
-  const auto shape = routing_device::row_shape<Exec>(N, D);
-  const int rows = shape.rows;
+  const LaunchShape shape = block_accumulate_forward_launch(N, D);
+  const int rows = shape.team;
   Kokkos::parallel_for(
-      "block_accumulate_forward[device]", routing_device::row_policy<Exec>(shape),
-      KOKKOS_LAMBDA(const Member<Exec>& team) {
+      "block_accumulate_forward[device]", team_policy<Exec>(shape), KOKKOS_LAMBDA(const Member<Exec>& team) {
         routing_device::for_team_rows<Exec>(team, N, rows, [&](int64_t i) {
           R ss = 0;
           Kokkos::parallel_reduce(
@@ -44,11 +57,10 @@ void wav_details_forward(View3<R, Exec> bank, View2<R, Exec> rinv, Mat<R, Exec> 
                          int phase_slot, int split_slot, bool frozen_kappa) {
   const int64_t N = bank.extent(1);
   const int D = int(bank.extent(2));
-  const auto shape = routing_device::row_shape<Exec>(N, D);
-  const int rows = shape.rows;
+  const LaunchShape shape = wav_details_forward_launch(N, D);
+  const int rows = shape.team;
   Kokkos::parallel_for(
-      "wav_details_forward[device]", routing_device::row_policy<Exec>(shape),
-      KOKKOS_LAMBDA(const Member<Exec>& team) {
+      "wav_details_forward[device]", team_policy<Exec>(shape), KOKKOS_LAMBDA(const Member<Exec>& team) {
         routing_device::for_team_rows<Exec>(team, N, rows, [&](int64_t i) {
           // π, σ: the signed sums of y_k = b^k − b^{k−1}, in the host's order (k ascending)
           Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, D), [&](int d) {
@@ -104,8 +116,8 @@ void block_accumulate_backward(Mat<R, Exec> dy, Mat<R, Exec> acc, View3<const R,
   auto kappa = details.kappa;
   const bool wav = phase_slot >= 0;
   Kokkos::parallel_for(
-      "block_accumulate_backward[device]", Range<Exec>(0, int64_t(acc.extent(0)) * D),
-      KOKKOS_LAMBDA(int64_t k) {
+      "block_accumulate_backward[device]",
+      Range<Exec>(0, block_accumulate_backward_launch(acc.extent(0), D).league), KOKKOS_LAMBDA(int64_t k) {
         const int64_t i = k / D, d = k % D;
         const R a = (last ? R(0) : acc(i, d)) + dbank(slot, i, d);
         acc(i, d) = a;
@@ -123,8 +135,8 @@ void block_last_update_backward(Mat<R, Exec> dy, View3<const R, Exec> dbank, int
   auto kappa = details.kappa;
   const bool wav = phase_slot >= 0;
   Kokkos::parallel_for(
-      "block_last_update_backward[device]", Range<Exec>(0, int64_t(dy.extent(0)) * D),
-      KOKKOS_LAMBDA(int64_t k) {
+      "block_last_update_backward[device]",
+      Range<Exec>(0, block_last_update_backward_launch(dy.extent(0), D).league), KOKKOS_LAMBDA(int64_t k) {
         const int64_t i = k / D, d = k % D;
         dy(i, d) = wav ? dbank(slot, i, d) + cp * kappa(0, i) * dbank(phase_slot, i, d) +
                              cs * kappa(1, i) * dbank(split_slot, i, d)

@@ -1,5 +1,5 @@
-// Device bodies of the depth mixer (routing/mixer.hpp has the math; routing/device_team.hpp the launch
-// shapes and the lane rules).
+// Device bodies of the depth mixer (routing/mixer.hpp has the math; routing/device_team.hpp the shape
+// helpers and the lane rules). Each body launches the CUDA shape its `*_launch` function returns.
 //   forward, 1/ρ:  team = 128/lanes token rows; thread = one row; lanes = d.
 //   backward:      team = one of row_chunks_v<Exec> (1024) row chunks; thread = a slot of the chunk's rows;
 //                  lanes = d. The chunk's query/key-gain partial is per slot in team scratch (no atomics),
@@ -15,6 +15,18 @@ namespace wavres::device {
 using routing_device::lane_sum;
 using routing_device::Member;
 
+inline LaunchShape mixer_forward_launch(int64_t N, int64_t D) {
+  return routing_device::row_launch(N, D);
+}
+inline LaunchShape source_rinv_launch(int64_t N, int64_t D) {
+  return routing_device::row_launch(N, D);
+}
+// C = row_chunks_v<Exec> chunks (1024 on a device); team = the chunk's slots.
+template <class R>
+LaunchShape mixer_backward_launch(int64_t N, int64_t D, int64_t C) {
+  return routing_device::chunk_launch<R>(N, D, C);
+}
+
 template <class R, class Exec>
 void mixer_forward(const MixerForwardArgs<R, Exec>& args) {
   auto h = args.h;
@@ -27,11 +39,10 @@ void mixer_forward(const MixerForwardArgs<R, Exec>& args) {
   const int64_t N = h.extent(0);
   const int D = int(h.extent(1)), start = args.src.start, n = args.src.n;
   const bool has_beta = beta.extent(0) > 0;
-  const auto shape = routing_device::row_shape<Exec>(N, D);
-  const int rows = shape.rows;
+  const LaunchShape shape = mixer_forward_launch(N, D);
+  const int rows = shape.team;
   Kokkos::parallel_for(
-      "mixer_forward[device]", routing_device::row_policy<Exec>(shape),
-      KOKKOS_LAMBDA(const Member<Exec>& team) {
+      "mixer_forward[device]", team_policy<Exec>(shape), KOKKOS_LAMBDA(const Member<Exec>& team) {
         routing_device::for_team_rows<Exec>(team, N, rows, [&](int64_t i) {
           R m = 0, l = 0;  // running max and Σ e^{s−m}; h holds Σ e^{s−m} v so far
           for (int j = 0; j < n; ++j) {
@@ -88,12 +99,12 @@ void mixer_backward(const MixerBackwardArgs<R, Exec>& args) {
   const int64_t N = h.extent(0);
   const int D = int(h.extent(1)), start = args.src.start, n = args.src.n;
   const bool has_beta = dbeta.extent(0) > 0;
-  const int P = routing_device::chunk_slots<R>(N, C, int64_t(D) * sizeof(R));
-  const int lanes = routing_device::row_lanes<Exec>(D);
-  auto policy = Kokkos::TeamPolicy<Exec>(C, routing_device::team_threads<Exec>(P, lanes), lanes);
-  policy.set_scratch_size(0, Kokkos::PerTeam(Scratch2::shmem_size(P, D) + Scratch2::shmem_size(P, 2)));
+  const int P = routing_device::chunk_slots(N, C, int64_t(D) * sizeof(R));
   Kokkos::parallel_for(
-      "mixer_backward[device]", policy, KOKKOS_LAMBDA(const Member<Exec>& team) {
+      "mixer_backward[device]",
+      team_policy<Exec>(mixer_backward_launch<R>(N, D, C),
+                        Scratch2::shmem_size(P, D) + Scratch2::shmem_size(P, 2)),
+      KOKKOS_LAMBDA(const Member<Exec>& team) {
         const int c = team.league_rank();
         const int64_t i0 = N * c / C, i1 = N * (c + 1) / C;
         Scratch2 rp(team.team_scratch(0), P, D), kp(team.team_scratch(0), P, 2);
@@ -146,11 +157,10 @@ template <class R, class Exec>
 void source_rinv(View2<R, Exec> rinv, View3<const R, Exec> bank, int slot) {
   const int64_t N = bank.extent(1);
   const int D = int(bank.extent(2));
-  const auto shape = routing_device::row_shape<Exec>(N, D);
-  const int rows = shape.rows;
+  const LaunchShape shape = source_rinv_launch(N, D);
+  const int rows = shape.team;
   Kokkos::parallel_for(
-      "source_rinv[device]", routing_device::row_policy<Exec>(shape),
-      KOKKOS_LAMBDA(const Member<Exec>& team) {
+      "source_rinv[device]", team_policy<Exec>(shape), KOKKOS_LAMBDA(const Member<Exec>& team) {
         routing_device::for_team_rows<Exec>(team, N, rows, [&](int64_t i) {
           const R ss = lane_sum<R, Exec>(team, D, [&](int d) { return bank(slot, i, d) * bank(slot, i, d); });
           Kokkos::single(Kokkos::PerThread(team),

@@ -1,5 +1,5 @@
 // Device bodies of the two-phase block mixer (routing/two_phase.hpp has the math; routing/device_team.hpp
-// the launch shapes and the lane rules).
+// the shape helpers and the lane rules). Each body launches the CUDA shape its `*_launch` function returns.
 //   phase 1:            team = one token row; thread = one of the block's S consumers; lanes = d. Each
 //                       (row, consumer) is independent: an online softmax over C_n that keeps m_p, l_p in
 //                       registers and a_p in its output row (no per-thread arrays of S or nc entries).
@@ -19,6 +19,23 @@ namespace wavres::device {
 using routing_device::lane_sum;
 using routing_device::Member;
 
+// A team per token row, a thread per consumer (S ≤ 8 at 32 lanes; a TeamThreadRange loops over more).
+inline LaunchShape mixer_block_phase1_launch(int64_t N, int S, int64_t D) {
+  return routing_device::team_launch(N, S, D);
+}
+inline LaunchShape mixer_block_merge_launch(int64_t N, int64_t D) {
+  return routing_device::row_launch(N, D);
+}
+// C = row_chunks_v<Exec> chunks (1024 on a device); team = the chunk's slots.
+template <class R>
+LaunchShape mixer_block_partial_backward_launch(int64_t N, int64_t D, int64_t C) {
+  return routing_device::chunk_launch<R>(N, D, C);
+}
+// A team per row chunk; its threads are the S consumers, then the nc completed sources.
+inline LaunchShape mixer_block_backward_launch(int64_t C, int S, int nc, int64_t D) {
+  return routing_device::team_launch(C, S > nc ? S : nc, D);
+}
+
 template <class R, class Exec>
 void mixer_block_phase1(const MixerBlockPhase1Args<R, Exec>& args) {
   auto apart = args.part.apart;
@@ -35,10 +52,8 @@ void mixer_block_phase1(const MixerBlockPhase1Args<R, Exec>& args) {
   const int soff = args.src.soff, S = args.src.S, nc = args.src.nc;
   const int D = int(bank.extent(2));
   const bool has_beta = beta.data() != nullptr;
-  const int lanes = routing_device::row_lanes<Exec>(D);
   Kokkos::parallel_for(
-      "mixer_block_phase1[device]",
-      Kokkos::TeamPolicy<Exec>(bank.extent(1), routing_device::team_threads<Exec>(S, lanes), lanes),
+      "mixer_block_phase1[device]", team_policy<Exec>(mixer_block_phase1_launch(bank.extent(1), S, D)),
       KOKKOS_LAMBDA(const Member<Exec>& team) {
         const int64_t i = team.league_rank();
         const int s0 = starts(soff);
@@ -81,11 +96,10 @@ void mixer_block_merge(const MixerBlockMergeArgs<R, Exec>& args) {
   const int p = args.p, start = args.start, nc = args.nc, partial_slot = args.partial_slot;
   const int64_t N = h.extent(0);
   const int D = int(h.extent(1));
-  const auto shape = routing_device::row_shape<Exec>(N, D);
-  const int rows = shape.rows;
+  const LaunchShape shape = mixer_block_merge_launch(N, D);
+  const int rows = shape.team;
   Kokkos::parallel_for(
-      "mixer_block_merge[device]", routing_device::row_policy<Exec>(shape),
-      KOKKOS_LAMBDA(const Member<Exec>& team) {
+      "mixer_block_merge[device]", team_policy<Exec>(shape), KOKKOS_LAMBDA(const Member<Exec>& team) {
         routing_device::for_team_rows<Exec>(team, N, rows, [&](int64_t i) {
           const R m = mpart(p, i), l = lpart(p, i);
           R f = 1, e = 0, L = l;
@@ -131,12 +145,11 @@ void mixer_block_partial_backward(const MixerBlockPartialBackwardArgs<R, Exec>& 
   const int64_t N = h.extent(0);
   const int D = int(h.extent(1));
   const bool wav = phase_slot >= 0, with_split = wav && ts != R(0);
-  const int P = routing_device::chunk_slots<R>(N, C, int64_t(D) * sizeof(R));
-  const int lanes = routing_device::row_lanes<Exec>(D);
-  auto policy = Kokkos::TeamPolicy<Exec>(C, routing_device::team_threads<Exec>(P, lanes), lanes);
-  policy.set_scratch_size(0, Kokkos::PerTeam(Scratch2::shmem_size(P, D)));
+  const int P = routing_device::chunk_slots(N, C, int64_t(D) * sizeof(R));
   Kokkos::parallel_for(
-      "mixer_block_partial_backward[device]", policy, KOKKOS_LAMBDA(const Member<Exec>& team) {
+      "mixer_block_partial_backward[device]",
+      team_policy<Exec>(mixer_block_partial_backward_launch<R>(N, D, C), Scratch2::shmem_size(P, D)),
+      KOKKOS_LAMBDA(const Member<Exec>& team) {
         const int c = team.league_rank();
         const int64_t i0 = N * c / C, i1 = N * (c + 1) / C;
         Scratch2 rp(team.team_scratch(0), P, D);
@@ -190,12 +203,10 @@ void mixer_block_backward_completed(const MixerBlockBackwardArgs<R, Exec>& args)
   const int64_t N = bank.extent(1);
   const int D = int(bank.extent(2));
   const bool has_beta = dbeta.data() != nullptr;
-  const int lanes = routing_device::row_lanes<Exec>(D);
-  auto policy =
-      Kokkos::TeamPolicy<Exec>(C, routing_device::team_threads<Exec>(S > nc ? S : nc, lanes), lanes);
-  policy.set_scratch_size(0, Kokkos::PerTeam(Scratch2::shmem_size(int64_t(S) * nc, 3)));
   Kokkos::parallel_for(
-      "mixer_block_backward[device]", policy, KOKKOS_LAMBDA(const Member<Exec>& team) {
+      "mixer_block_backward[device]",
+      team_policy<Exec>(mixer_block_backward_launch(C, S, nc, D), Scratch2::shmem_size(int64_t(S) * nc, 3)),
+      KOKKOS_LAMBDA(const Member<Exec>& team) {
         const int c = team.league_rank();
         const int64_t i0 = N * c / C, i1 = N * (c + 1) / C;
         const int s0 = starts(soff);
