@@ -38,7 +38,7 @@ have_nvcc() { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; }
 # build/cuda-k34 for 3.4). Extra arguments go to CMake.
 configure_cuda() {
   command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
-  local cprefix preset=cuda
+  local cprefix preset=${WAVRES_CUDA_PRESET:-cuda}
   case ${WAVRES_KOKKOS:-4.6} in
     4.6) ;;
     3.4) preset='cuda-k34' ;;
@@ -90,6 +90,13 @@ case $cmd in
       echo "wavres.sh: compiling the CUDA build (build/cuda) and the GPU kit (gpu-kit/)" >&2
       WAVRES_KIT_ALL_TESTS=1 bash cmake/gpu-kit.sh
       export WAVRES_GPU_KIT_REQUIRED=1
+      # Data parallelism's device path (dist/allreduce.hpp: NCCL on Kokkos' stream) compiled for CUDA, one
+      # experiment; the kit's executables stay MPI-free (the GPU machine need not have OpenMPI).
+      echo "wavres.sh: compiling exp_wav_l4_text8 with MPI and NCCL for CUDA (build/cuda-mpi)" >&2
+      WAVRES_CUDA_PRESET=cuda-mpi configure_cuda
+      cmake --build build/cuda-mpi -j "$jobs" --target exp_wav_l4_text8
+      needed=$(readelf -d build/cuda-mpi/experiments/exp_wav_l4_text8)
+      case $needed in *libnccl*) ;; *) echo "wavres.sh: build/cuda-mpi's exp_wav_l4_text8 does not link NCCL" >&2; exit 1 ;; esac
     fi
     ctest --preset asan
     ctest --preset openmp

@@ -15,6 +15,9 @@ import argparse, json, os, statistics, subprocess, sys, time
 PLACEMENTS = {
     "default": {},  # whatever the start-up re-exec chooses (since 2026-11-28: unpinned, passive)
     "old-default": {"OMP_PROC_BIND": "false", "GOMP_SPINCOUNT": "300000"},  # unpinned, libgomp's unset wait
+    # unpinned, a shorter spin before sleeping (libgomp counts GOMP_SPINCOUNT polls of the barrier)
+    "unpinned-spin30k": {"OMP_PROC_BIND": "false", "GOMP_SPINCOUNT": "30000"},
+    "unpinned-spin3k": {"OMP_PROC_BIND": "false", "GOMP_SPINCOUNT": "3000"},
     "spread": {"OMP_PROC_BIND": "spread", "OMP_PLACES": "threads"},  # with the default wait policy
     "spread-spin": {"OMP_PROC_BIND": "spread", "OMP_PLACES": "threads", "GOMP_SPINCOUNT": "300000"},
     "unpinned-passive": {"OMP_PROC_BIND": "false", "OMP_WAIT_POLICY": "passive"},

@@ -79,11 +79,12 @@ inline void agree(const Comm& comm, std::exception_ptr err) {
 }
 
 // The first SIGINT/SIGTERM asks for a checkpoint at the end of the step; a second one quits at once (a step
-// or a checkpoint can take minutes), leaving the checkpoints already written as they are. A second signal
-// within 2 s of the first counts as the same request: Ctrl-C under mpirun reaches a rank twice (the
-// terminal's SIGINT, then mpirun's SIGTERM).
+// or a checkpoint can take minutes), leaving the checkpoints already written as they are. Under mpirun, a
+// SIGTERM within 2 s of a SIGINT is the same request, not a second one: Ctrl-C reaches a rank from the
+// terminal, and then from mpirun, which forwards it as SIGTERM a second later.
 inline std::atomic<int> g_stop_signal{0};
 inline std::atomic<long long> g_stop_signal_ns{0};
+inline std::atomic<bool> g_forwarded_signals{false};  // set when the run has several ranks
 extern "C" inline void wavres_on_signal(int sig) {
   static const char first[] =
       "stopping: finishing the step and writing a checkpoint (signal again to quit at once)\n";
@@ -91,9 +92,11 @@ extern "C" inline void wavres_on_signal(int sig) {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);  // async-signal-safe
   const long long now = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-  const bool again = g_stop_signal.exchange(sig) != 0;
-  if (again && now - g_stop_signal_ns.load() < 2000000000LL) return;
-  if (!again) g_stop_signal_ns = now;
+  const int before = g_stop_signal.exchange(sig);
+  if (before == SIGINT && sig == SIGTERM && g_forwarded_signals && now - g_stop_signal_ns < 2000000000LL)
+    return;
+  if (before == 0) g_stop_signal_ns = now;
+  const bool again = before != 0;
   ssize_t ignored = again ? ::write(2, second, sizeof second - 1) : ::write(2, first, sizeof first - 1);
   (void)ignored;
   if (again) ::_exit(128 + sig);
