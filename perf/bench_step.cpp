@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   // Performance).
   const ThreadPlacement placement = thread_placement();
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  const char* spincount = std::getenv("GOMP_SPINCOUNT");
   Dims d = o.dims;
   d.V = 27;
   Model<Spec, float, Exec> model(d);
@@ -198,13 +199,14 @@ int main(int argc, char** argv) {
         "\"d_ff\":%d,\"seq_len\":%d,\"batch\":%d,\"threads\":%d,\"median_step_s\":%.5f,\"tokens_per_s\":%.1f,"
         "\"gflops\":%.1f,\"peak_gflops\":%.1f,\"peak_rss_mib\":%.1f,\"allocated_mib\":%.1f,"
         "\"device_mib\":%.1f,\"gemm\":\"%s\",\"omp_proc_bind\":\"%s\",\"omp_places\":\"%s\","
-        "\"omp_wait_policy\":\"%s\",\"distinct_cpus\":%d,\"placement\":\"%s\",\"cpu\":\"%s\","
+        "\"omp_wait_policy\":\"%s\",\"gomp_spincount\":\"%s\",\"distinct_cpus\":%d,\"placement\":\"%s\","
+        "\"cpu\":\"%s\","
         "\"profiled_step_s\":%.5f,\"top_kernels\":[",
         Spec::name().c_str(), variant_name(Spec::variant), Exec::name(), Spec::n_layer, d.D, d.H, d.F, d.T,
         d.B, int(Exec().concurrency()), med, tokens_per_s, gflops, peak, rss_mib, alloc_mib, device_mib,
         o.tf32 ? "tf32" : "fp32", placement.proc_bind.c_str(), placement.places.c_str(),
-        wait_policy ? wait_policy : "unset", placement.distinct_cpus(), placement.describe().c_str(),
-        placement.cpu_model.c_str(), prof_total);
+        wait_policy ? wait_policy : "unset", spincount ? spincount : "unset", placement.distinct_cpus(),
+        placement.describe().c_str(), placement.cpu_model.c_str(), prof_total);
     for (size_t i = 0; i < kernels.size(); ++i)
       std::printf("%s{\"name\":\"%s\",\"ms\":%.3f,\"calls\":%ld}", i ? "," : "", kernels[i].second.c_str(),
                   1e3 * kernels[i].first, table.at(kernels[i].second).calls);
@@ -213,8 +215,9 @@ int main(int argc, char** argv) {
   }
   std::printf("%s  D=%d H=%d F=%d T=%d B=%d  %s x%d\n", Spec::name().c_str(), d.D, d.H, d.F, d.T, d.B,
               Exec::name(), int(Exec().concurrency()));
-  std::printf("  placement: %s, OMP_WAIT_POLICY=%s; CPU: %s\n", placement.describe().c_str(),
-              wait_policy ? wait_policy : "unset", placement.cpu_model.c_str());
+  std::printf("  placement: %s, OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s; CPU: %s\n",
+              placement.describe().c_str(), wait_policy ? wait_policy : "unset",
+              spincount ? spincount : "unset", placement.cpu_model.c_str());
   std::printf("  step (median of %d): %.3f s   %.0f tokens/s   %.1f GFLOP/s", timed, med, tokens_per_s,
               gflops);
   if (peak > 0) std::printf(" = %.1f %% of the measured FP32 peak %.0f GFLOP/s", 100 * gflops / peak, peak);

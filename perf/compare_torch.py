@@ -4,7 +4,7 @@ same run on the same machine, plus the proof that they compute the same thing (t
 same parameters, via a wavres dump loaded into the PyTorch model).
 
 Both sides run under the same thread placement: the benchmark runs first, and PyTorch gets the OMP_PROC_BIND,
-OMP_PLACES and OMP_WAIT_POLICY the benchmark ran with (wavres's defaults where the caller set none); each side's
+OMP_PLACES, OMP_WAIT_POLICY and GOMP_SPINCOUNT the benchmark ran with (wavres's defaults where the caller set none); each side's
 placement, as read back from its threads, is printed. --variant all runs the four variants one after another.
 
   perf/compare_torch.py --variant prenorm|full|block|wav|all --n-layer 12 [--d-model 256 --heads 4 --d-ff 704 --seq-len 256
@@ -46,8 +46,8 @@ def same_placement_env(env, cpp):
     """env with the OpenMP placement variables the benchmark ran with (after its start-up defaults)."""
     env = dict(env)
     for var, key in (("OMP_PROC_BIND", "omp_proc_bind"), ("OMP_PLACES", "omp_places"),
-                     ("OMP_WAIT_POLICY", "omp_wait_policy")):
-        if cpp[key] == "unset":
+                     ("OMP_WAIT_POLICY", "omp_wait_policy"), ("GOMP_SPINCOUNT", "gomp_spincount")):
+        if cpp.get(key, "unset") == "unset":
             env.pop(var, None)
         else:
             env[var] = cpp[key]
@@ -77,8 +77,10 @@ def compare(a, variant, width):
 
     print(f"{variant} {a.n_layer} layers, d_model {a.d_model}, heads {a.heads}, d_ff {a.d_ff}, T {a.seq_len}, "
           f"batch {a.batch}, {a.threads} threads; CPU: {cpp['cpu']}")
-    print(f"  placement, wavres:  {cpp['placement']}, OMP_WAIT_POLICY={cpp['omp_wait_policy']}")
-    print(f"  placement, PyTorch: {torch['placement']}, OMP_WAIT_POLICY={torch['omp_wait_policy']}")
+    print(f"  placement, wavres:  {cpp['placement']}, OMP_WAIT_POLICY={cpp['omp_wait_policy']} "
+          f"GOMP_SPINCOUNT={cpp.get('gomp_spincount', 'unset')}")
+    print(f"  placement, PyTorch: {torch['placement']}, OMP_WAIT_POLICY={torch['omp_wait_policy']} "
+          f"GOMP_SPINCOUNT={torch.get('gomp_spincount', 'unset')}")
     if cpp["distinct_cpus"] != torch["distinct_cpus"]:
         print(f"  warning: wavres's threads may use {cpp['distinct_cpus']} CPUs, PyTorch's "
               f"{torch['distinct_cpus']}: the ratio below compares unequal resources")

@@ -13,7 +13,7 @@ every other OMP_* and GOMP_* one is removed):
 import argparse, json, os, statistics, subprocess, sys, time
 
 PLACEMENTS = {
-    "default": {},  # whatever the start-up re-exec chooses (since 2026-11-28: unpinned, passive)
+    "default": {},  # whatever the start-up re-exec chooses (since 2026-11-28, second session: unpinned, 3000 polls)
     "old-default": {"OMP_PROC_BIND": "false", "GOMP_SPINCOUNT": "300000"},  # unpinned, libgomp's unset wait
     # unpinned, a shorter spin before sleeping (libgomp counts GOMP_SPINCOUNT polls of the barrier)
     "unpinned-spin30k": {"OMP_PROC_BIND": "false", "GOMP_SPINCOUNT": "30000"},

@@ -98,6 +98,7 @@ def placement():
             cpus.update(range(int(lo), int(hi or lo) + 1))
     bind, places = os.environ.get("OMP_PROC_BIND", "unset"), os.environ.get("OMP_PLACES", "unset")
     return dict(omp_proc_bind=bind, omp_places=places, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"),
+                gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "unset"),
                 distinct_cpus=len(cpus),
                 placement=f"OMP_PROC_BIND={bind} OMP_PLACES={places}: {len(masks)} threads (all of the "
                           f"process's) on CPUs {' | '.join(masks)}")

@@ -67,13 +67,14 @@ void ensure_blas_coretype(int argc, char** argv) {
     else
       changed |= ::setenv("OMP_PROC_BIND", "false", 1) == 0;  // unpinned: see README, "Thread placement"
   }
-  // Threads that sleep while they wait instead of spinning: with other processes on the cores, spinning
-  // waiters take time from the working threads. l12 steps ran 1.3-2.3x faster passive at load 4-36 in 10 of
-  // 11 rounds (1.7x slower in the 11th, WAV at load 35); on a quiet machine passive cost 0.6 % (PreNorm) and
-  // 4 % (WAV) in one round (README, "Thread placement").
-  // GOMP_SPINCOUNT is libgomp's own wait setting (GOMP_SPINCOUNT=300000 is its unset default): also a choice.
+  // Waiting threads spin briefly, then sleep (libgomp polls GOMP_SPINCOUNT times; its own default is 300000).
+  // With other processes on the cores, long spins take time from the working threads: libgomp's default made
+  // l12 steps 1.35x slower with one busy process beside them, 3000 polls 1.01-1.02x against sleeping at once
+  // (OMP_WAIT_POLICY=passive); on a quiet machine 3000 polls were as fast as libgomp's default, and 0-3 %
+  // faster than passive waits (README, "Thread placement"). A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is
+  // kept.
   if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT"))
-    changed |= ::setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+    changed |= ::setenv("GOMP_SPINCOUNT", "3000", 1) == 0;
   // Transparent huge pages for large mallocs (glibc >= 2.35; ignored by older glibc and where THP is off). A
   // step streams ~1 GiB of activations; with 4 KiB pages the TLB misses cost 3-5 % of it (measured on the l12
   // benchmarks). glibc reads the tunable at start-up, hence here. A user's own GLIBC_TUNABLES is left alone.
