@@ -20,14 +20,6 @@ Comm& Comm::world() {
   return c;
 }
 
-bool Comm::built_with_mpi() {
-#ifdef WAVRES_HAVE_MPI
-  return true;
-#else
-  return false;
-#endif
-}
-
 #ifdef WAVRES_HAVE_MPI
 
 namespace {
@@ -97,11 +89,6 @@ void Comm::abort(int code) const {
   if (mpi_) MPI_Abort(MPI_COMM_WORLD, code);
   std::exit(code);
 }
-void* Comm::handle() const {
-  static MPI_Comm world = MPI_COMM_WORLD;
-  return &world;
-}
-
 #else  // one process
 
 void Comm::init(int*, char***) {
@@ -128,9 +115,6 @@ void Comm::broadcast(std::string&, int) const {}
 void Comm::barrier() const {}
 void Comm::abort(int code) const {
   std::exit(code);
-}
-void* Comm::handle() const {
-  return nullptr;
 }
 
 #endif

@@ -365,8 +365,8 @@ class Experiment {
     if (finished) return kOk;
     Corpus& corpus = *corpus_opt;
     M& model = *model_opt;
-    const Dims& d = o_.dims;  // the global batch; the model's is model.dims()
-    const int Bl = int(d.B / comm.size());
+    const Dims& d = o_.dims;        // the global batch; the model's is model.dims()
+    const int Bl = model.dims().B;  // this rank's rows (local_dims())
     GradientAllreduce<Exec> reduce(comm, model.table().total);
     const double inv_ranks = 1.0 / double(comm.size());
 

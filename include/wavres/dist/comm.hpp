@@ -40,11 +40,6 @@ class Comm {
   // Ends every rank of the job with `code` (MPI_Abort); on one process, std::exit.
   [[noreturn]] void abort(int code) const;
 
-  // Opaque MPI_Comm (an int in OpenMPI's ABI is not guaranteed: a pointer-sized handle), for
-  // dist/allreduce.hpp.
-  void* handle() const;
-  static bool built_with_mpi();
-
  private:
   bool mpi_ = false;  // MPI_Init was called
   int rank_ = 0, size_ = 1, local_rank_ = 0;
